@@ -1,0 +1,190 @@
+package tokens
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+// AccessTokenType is the JOSE typ header of Rotor access tokens (RFC 9068).
+const AccessTokenType = "at+jwt"
+
+// Leeway is the clock skew tolerated when checking exp, nbf and iat.
+const Leeway = 30 * time.Second
+
+// maxAccessTokenLen bounds what the verifier will parse at all.
+const maxAccessTokenLen = 4096
+
+// AccessClaims are the claims of an access token (SPEC §1).
+type AccessClaims struct {
+	jwt.RegisteredClaims
+	SessionID string   `json:"sid"`
+	Roles     []string `json:"roles"`
+}
+
+// Principal is a verified access token.
+type Principal struct {
+	UserID    uuid.UUID
+	SessionID uuid.UUID
+	TokenID   uuid.UUID
+	Roles     []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	Issuer    string
+	Audience  []string
+}
+
+// AccessTokens signs and verifies access tokens with one pinned algorithm.
+type AccessTokens struct {
+	keys     *KeySet
+	issuer   string
+	audience string
+	ttl      time.Duration
+	now      func() time.Time
+	parser   *jwt.Parser
+	method   jwt.SigningMethod
+}
+
+// NewAccessTokens returns a signer and verifier for keys.
+func NewAccessTokens(keys *KeySet, issuer, audience string, ttl time.Duration, now func() time.Time) *AccessTokens {
+	return &AccessTokens{
+		keys: keys, issuer: issuer, audience: audience, ttl: ttl, now: now,
+		method: jwt.GetSigningMethod(keys.alg),
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{keys.alg}),
+			jwt.WithIssuer(issuer),
+			jwt.WithAudience(audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(Leeway),
+			jwt.WithTimeFunc(now),
+			jwt.WithStrictDecoding(),
+		),
+	}
+}
+
+// TTL returns the access-token lifetime.
+func (a *AccessTokens) TTL() time.Duration { return a.ttl }
+
+// Issue signs an access token for user in session sid, valid from now.
+func (a *AccessTokens) Issue(userID, sid uuid.UUID, roles []string, now time.Time) (string, Principal, error) {
+	if roles == nil {
+		roles = []string{}
+	}
+	jti := uuid.New()
+	now = now.Truncate(time.Second)
+	exp := now.Add(a.ttl)
+	claims := AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    a.issuer,
+			Subject:   userID.String(),
+			Audience:  jwt.ClaimStrings{a.audience},
+			ExpiresAt: jwt.NewNumericDate(exp),
+			NotBefore: jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        jti.String(),
+		},
+		SessionID: sid.String(),
+		Roles:     roles,
+	}
+	t := jwt.NewWithClaims(a.method, claims)
+	t.Header["typ"] = AccessTokenType
+	t.Header["kid"] = a.keys.keys[0].kid
+	signed, err := t.SignedString(a.keys.keys[0].private)
+	if err != nil {
+		return "", Principal{}, fmt.Errorf("sign access token: %w", err)
+	}
+	return signed, Principal{
+		UserID: userID, SessionID: sid, TokenID: jti, Roles: roles,
+		IssuedAt: now, ExpiresAt: exp, Issuer: a.issuer, Audience: []string{a.audience},
+	}, nil
+}
+
+// forbiddenHeaders would let a token name its own key; they are refused.
+var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit"}
+
+// Verify checks an access token's signature, algorithm, typ, kid, iss, aud,
+// exp, nbf and iat, and the presence of sub, sid and jti. It does not consult
+// the denylist (Service.Authenticate does).
+func (a *AccessTokens) Verify(token string) (Principal, error) {
+	if len(token) > maxAccessTokenLen || strings.Count(token, ".") != 2 {
+		return Principal{}, ErrInvalidToken
+	}
+	var claims AccessClaims
+	_, err := a.parser.ParseWithClaims(token, &claims, a.keyFor)
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, reasonOf(err))
+	}
+	p, err := principalOf(&claims)
+	if err != nil {
+		return Principal{}, err
+	}
+	return p, nil
+}
+
+func (a *AccessTokens) keyFor(t *jwt.Token) (any, error) {
+	typ, _ := t.Header["typ"].(string)
+	if !strings.EqualFold(typ, AccessTokenType) && !strings.EqualFold(typ, "application/"+AccessTokenType) {
+		return nil, errors.New("wrong typ")
+	}
+	for _, h := range forbiddenHeaders {
+		if _, ok := t.Header[h]; ok {
+			return nil, errors.New("forbidden header")
+		}
+	}
+	kid, _ := t.Header["kid"].(string)
+	k, ok := a.keys.kids[kid]
+	if !ok {
+		return nil, errors.New("unknown kid")
+	}
+	return k.public, nil
+}
+
+func principalOf(c *AccessClaims) (Principal, error) {
+	bad := func(what string) (Principal, error) {
+		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, what)
+	}
+	sub, err := uuid.Parse(c.Subject)
+	if err != nil {
+		return bad("bad sub")
+	}
+	sid, err := uuid.Parse(c.SessionID)
+	if err != nil {
+		return bad("bad sid")
+	}
+	jti, err := uuid.Parse(c.ID)
+	if err != nil {
+		return bad("bad jti")
+	}
+	if c.IssuedAt == nil || c.ExpiresAt == nil {
+		return bad("missing iat")
+	}
+	roles := c.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return Principal{
+		UserID: sub, SessionID: sid, TokenID: jti, Roles: roles,
+		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time,
+		Issuer: c.Issuer, Audience: c.Audience,
+	}, nil
+}
+
+// reasonOf turns a jwt error into a short reason. A token whose signature
+// fails is reported as such even when it is also expired, so a tampered
+// token never claims to be merely "expired".
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable),
+		errors.Is(err, jwt.ErrTokenMalformed):
+		return "token is malformed or its signature is invalid"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token has expired"
+	default:
+		return "token is not valid"
+	}
+}

@@ -1,0 +1,107 @@
+package tokens
+
+import (
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Revocation kinds: a whole session (every access token with that sid) or a
+// single access token (by jti).
+const (
+	RevokeSession = "session"
+	RevokeToken   = "token"
+)
+
+// Revocation is one denylist entry. It matters only until Until, when every
+// access token it covers has expired anyway.
+type Revocation struct {
+	ID      int64 // store-assigned, increasing; the feed's cursor
+	Kind    string
+	Subject uuid.UUID // session id or token id
+	Until   time.Time
+}
+
+// Denylist is an instance's in-memory copy of the unexpired revocations.
+// Access-token checks consult it and never the database. It is safe for
+// concurrent use.
+type Denylist struct {
+	mu       sync.RWMutex
+	sessions map[uuid.UUID]time.Time
+	tokens   map[uuid.UUID]time.Time
+	cursor   int64
+}
+
+// NewDenylist returns an empty denylist.
+func NewDenylist() *Denylist {
+	return &Denylist{sessions: map[uuid.UUID]time.Time{}, tokens: map[uuid.UUID]time.Time{}}
+}
+
+// Add records revocations; entries already known are kept with the later
+// Until. Revocations are never withdrawn, so a periodic re-synchronisation is
+// simply Add of every unexpired entry followed by Purge.
+func (d *Denylist) Add(rs ...Revocation) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range rs {
+		d.addLocked(r)
+	}
+}
+
+func (d *Denylist) addLocked(r Revocation) {
+	m := d.tokens
+	if r.Kind == RevokeSession {
+		m = d.sessions
+	}
+	if old, ok := m[r.Subject]; !ok || r.Until.After(old) {
+		m[r.Subject] = r.Until
+	}
+	if r.ID > d.cursor {
+		d.cursor = r.ID
+	}
+}
+
+// Cursor returns the highest revocation ID seen.
+func (d *Denylist) Cursor() int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.cursor
+}
+
+// Denied reports whether an access token with session sid and id jti is
+// revoked at now.
+func (d *Denylist) Denied(sid, jti uuid.UUID, now time.Time) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if until, ok := d.sessions[sid]; ok && now.Before(until) {
+		return true
+	}
+	if until, ok := d.tokens[jti]; ok && now.Before(until) {
+		return true
+	}
+	return false
+}
+
+// Purge drops entries whose Until has passed and reports how many went.
+func (d *Denylist) Purge(now time.Time) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, m := range []map[uuid.UUID]time.Time{d.sessions, d.tokens} {
+		for k, until := range m {
+			if !now.Before(until) {
+				delete(m, k)
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Len returns the number of entries held.
+func (d *Denylist) Len() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.sessions) + len(d.tokens)
+}

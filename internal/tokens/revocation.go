@@ -1,0 +1,204 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// revoke writes a session revocation and adds it to the local denylist at
+// once; other instances learn of it through the store's notifications.
+func (s *Service) revoke(ctx context.Context, r SessionRevocation) ([]Revocation, error) {
+	revs, err := s.store.RevokeSessions(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("revoke sessions: %w", err)
+	}
+	s.deny.Add(revs...)
+	return revs, nil
+}
+
+func (s *Service) revocation(reason, kind string, now time.Time, client ClientInfo) SessionRevocation {
+	return SessionRevocation{
+		Reason: reason, At: now, DenyUntil: s.denyUntil(now),
+		Event: AuditEvent{At: now, Kind: kind, IP: client.IP, Detail: map[string]string{"reason": reason}},
+	}
+}
+
+// LogoutRequest names the session to end: by access token, refresh token or
+// both. Global ends every session of the user.
+type LogoutRequest struct {
+	Principal    *Principal
+	RefreshToken string
+	Global       bool
+	Client       ClientInfo
+}
+
+// Logout revokes the caller's session, or all of the user's sessions. The
+// presented access token is denylisted by its jti as well.
+func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
+	now := s.nowUTC()
+	var userID, sid uuid.UUID
+	if req.Principal != nil {
+		userID, sid = req.Principal.UserID, req.Principal.SessionID
+	}
+	if req.RefreshToken != "" {
+		sess, err := s.sessionOfRefresh(ctx, req.RefreshToken)
+		if err != nil {
+			return err
+		}
+		if req.Principal != nil && sess.UserID != userID {
+			return fmt.Errorf("%w: the tokens belong to different users", ErrInvalidGrant)
+		}
+		userID, sid = sess.UserID, sess.ID
+	}
+	if userID == uuid.Nil {
+		return fmt.Errorf("%w: no token presented", ErrInvalidToken)
+	}
+	r := s.revocation(ReasonLogout, EventLogout, now, req.Client)
+	r.UserID, r.SessionID = userID, sid
+	if req.Global {
+		r.Reason, r.SessionID = ReasonLogoutAll, uuid.Nil
+		r.Event.Detail["reason"] = ReasonLogoutAll
+	}
+	if _, err := s.revoke(ctx, r); err != nil {
+		return err
+	}
+	if req.Principal != nil {
+		return s.denyAccess(ctx, *req.Principal, now, req.Client, ReasonLogout)
+	}
+	return nil
+}
+
+// sessionOfRefresh finds the session of a refresh token, checking its
+// verifier. Unknown or forged tokens are ErrInvalidGrant.
+func (s *Service) sessionOfRefresh(ctx context.Context, token string) (Session, error) {
+	p, err := s.codec.Parse(token)
+	if err != nil {
+		return Session{}, err
+	}
+	sess, rec, err := s.store.SessionBySelector(ctx, p.Selector)
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, errUnknownToken
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	if !s.codec.Matches(p, rec.VerifierHash) {
+		return Session{}, errUnknownToken
+	}
+	return sess, nil
+}
+
+func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, client ClientInfo, reason string) error {
+	if !now.Before(p.ExpiresAt.Add(Leeway)) {
+		return nil // expired anyway
+	}
+	uid, sid := p.UserID, p.SessionID
+	r, err := s.store.DenyToken(ctx, p.TokenID, p.ExpiresAt.Add(Leeway), AuditEvent{
+		At: now, Kind: EventRevoked, UserID: &uid, SessionID: &sid, IP: client.IP,
+		Detail: map[string]string{"reason": reason, "jti": p.TokenID.String()},
+	})
+	if err != nil {
+		return fmt.Errorf("deny token: %w", err)
+	}
+	s.deny.Add(r)
+	return nil
+}
+
+// RevokeOwnSession revokes one of the caller's sessions. Another user's
+// session is ErrNotFound.
+func (s *Service) RevokeOwnSession(ctx context.Context, p Principal, id uuid.UUID, client ClientInfo) error {
+	sess, err := s.store.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sess.UserID != p.UserID {
+		return ErrNotFound
+	}
+	r := s.revocation(ReasonUserRevoked, EventRevoked, s.nowUTC(), client)
+	r.SessionID, r.UserID = id, p.UserID
+	_, err = s.revoke(ctx, r)
+	return err
+}
+
+// Sessions lists a user's active sessions.
+func (s *Service) Sessions(ctx context.Context, userID uuid.UUID) ([]Session, error) {
+	return s.store.ActiveSessions(ctx, userID, s.now())
+}
+
+// ChangePassword checks the current password, stores the new one and
+// revokes every other session of the user, in one transaction.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, client ClientInfo) error {
+	if len(current) > MaxPasswordLen {
+		return InvalidInput("current_password must be at most 1024 bytes")
+	}
+	if err := ValidatePassword(next); err != nil {
+		return err
+	}
+	u, err := s.store.UserByID(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	if ok, err := s.passwords.Verify(u.PasswordHash, current); err != nil || !ok {
+		return fmt.Errorf("%w: current password is wrong", ErrInvalidGrant)
+	}
+	hash, err := s.passwords.Hash(next)
+	if err != nil {
+		return err
+	}
+	now := s.nowUTC()
+	r := s.revocation(ReasonPasswordChange, EventRevoked, now, client)
+	r.UserID, r.Except = p.UserID, p.SessionID
+	uid := p.UserID
+	_, revs, err := s.store.UpdateUser(ctx, UserUpdate{
+		ID: p.UserID, PasswordHash: &hash, Revoke: &r,
+		Event: &AuditEvent{At: now, Kind: EventPasswordChanged, UserID: &uid, SessionID: &p.SessionID, IP: client.IP},
+	})
+	if err != nil {
+		return err
+	}
+	s.deny.Add(revs...)
+	return nil
+}
+
+// RevokeToken implements RFC 7009: a refresh token revokes its session, an
+// access token is denylisted. Unknown and invalid tokens are not an error.
+func (s *Service) RevokeToken(ctx context.Context, token, hint string, client ClientInfo) error {
+	if strings.HasPrefix(token, RefreshPrefix) {
+		sess, err := s.sessionOfRefresh(ctx, token)
+		if errors.Is(err, ErrInvalidGrant) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r := s.revocation(ReasonRevokeEndpoint, EventRevoked, s.nowUTC(), client)
+		r.SessionID, r.UserID = sess.ID, sess.UserID
+		_, err = s.revoke(ctx, r)
+		return err
+	}
+	p, err := s.access.Verify(token)
+	if err != nil {
+		return nil
+	}
+	return s.denyAccess(ctx, p, s.nowUTC(), client, ReasonRevokeEndpoint)
+}
+
+// Introspect reports an access token as active or not (RFC 7662). It never
+// touches the store.
+func (s *Service) Introspect(token string) (Principal, bool) {
+	p, err := s.Authenticate(token)
+	return p, err == nil
+}
+
+// Revocations returns the unexpired denylist entries newer than since, for
+// resource servers that keep their own copy.
+func (s *Service) Revocations(ctx context.Context, since int64) ([]Revocation, error) {
+	return s.store.Revocations(ctx, since, s.now())
+}
+
+func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,123 @@
+package tokens
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+)
+
+// Refresh rotates a refresh token (SPEC §2). The presented token's session
+// row is locked while the rules below decide, so concurrent presentations
+// and revocations of the same session are serialized:
+//
+//   - an active token is rotated: it becomes used, its successor is issued;
+//   - the last rotated token, presented again within ReuseGrace of its
+//     rotation while its successor is still active, gets that same successor
+//     (derived again from the presented token) and a new access token;
+//   - any other used token is reuse: the session is revoked;
+//   - unknown, expired and revoked tokens are refused and change nothing.
+func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) (TokenPair, error) {
+	p, err := s.codec.Parse(token)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var (
+		succ    IssuedRefresh
+		succExp time.Time
+		st      RefreshState
+		reuse   bool
+	)
+	revs, err := s.store.Refresh(ctx, p.Selector, func(state RefreshState) (RefreshOutcome, error) {
+		st = state
+		out, err := s.decide(p, state, now, client)
+		if err != nil {
+			return out, err
+		}
+		switch out.Kind {
+		case OutcomeRotate:
+			succ, succExp = s.codec.Successor(p.Raw), out.Successor.ExpiresAt
+		case OutcomeRevoke:
+			reuse = true
+		default: // grace replay
+			succ, succExp = s.codec.Successor(p.Raw), state.Child.ExpiresAt
+		}
+		return out, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return TokenPair{}, errUnknownToken
+	}
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if reuse {
+		s.deny.Add(revs...)
+		return TokenPair{}, errReuseDetected
+	}
+	return s.pair(st.User, st.Session.ID, succ.Token, succExp, now)
+}
+
+// decide applies the rotation rules to the locked state. It is pure: it
+// reads the state and the clock and says what to write.
+func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client ClientInfo) (RefreshOutcome, error) {
+	if !s.codec.Matches(p, st.Token.VerifierHash) {
+		return RefreshOutcome{}, errUnknownToken
+	}
+	sess := st.Session
+	switch {
+	case sess.RevokedAt != nil: // terminal: no grace, no second revocation
+		return RefreshOutcome{}, errSessionRevoked
+	case !now.Before(sess.ExpiresAt):
+		return RefreshOutcome{}, errSessionExpired
+	case st.User.Disabled:
+		return RefreshOutcome{}, errUserUnavailable
+	}
+	if st.Token.UsedAt == nil {
+		if !now.Before(st.Token.ExpiresAt) {
+			return RefreshOutcome{}, errTokenExpired
+		}
+		succ := s.codec.Successor(p.Raw)
+		return RefreshOutcome{
+			Kind: OutcomeRotate, Now: now,
+			Successor: RefreshRecord{
+				SessionID: sess.ID, Selector: succ.Selector, VerifierHash: succ.VerifierHash,
+				ParentID: st.Token.ID, CreatedAt: now,
+				ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
+			},
+			Event: AuditEvent{At: now, Kind: EventRefresh, UserID: &sess.UserID, SessionID: &sess.ID, IP: client.IP},
+		}, nil
+	}
+	if s.inGrace(p, st, now) {
+		return RefreshOutcome{Kind: OutcomeNone, Now: now}, nil
+	}
+	return RefreshOutcome{
+		Kind: OutcomeRevoke, Now: now,
+		Revoke: SessionRevocation{
+			SessionID: sess.ID, UserID: sess.UserID, Reason: ReasonReuseDetected, At: now,
+			DenyUntil: s.denyUntil(now),
+			Event:     AuditEvent{At: now, Kind: EventReuseDetected, IP: client.IP},
+		},
+	}, nil
+}
+
+// inGrace reports whether a used token may be replayed: it is the immediate
+// predecessor of the active token, it was rotated less than ReuseGrace ago
+// (the rotation time, never a later update), and the successor it would get
+// is the one stored.
+func (s *Service) inGrace(p ParsedRefresh, st RefreshState, now time.Time) bool {
+	c := st.Child
+	if s.cfg.ReuseGrace <= 0 || c == nil || c.UsedAt != nil || !now.Before(c.ExpiresAt) {
+		return false
+	}
+	if now.Sub(*st.Token.UsedAt) >= s.cfg.ReuseGrace {
+		return false
+	}
+	return bytes.Equal(s.codec.Successor(p.Raw).Selector, c.Selector)
+}
+
+// denyUntil is how long a session revoked at now must stay on the denylist:
+// until the last access token it may have issued has expired, plus leeway.
+func (s *Service) denyUntil(now time.Time) time.Time {
+	return now.Add(s.cfg.AccessTTL + Leeway)
+}

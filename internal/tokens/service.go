@@ -1,0 +1,267 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config holds the typed settings of a Service.
+type Config struct {
+	Issuer             string
+	Audience           string
+	AccessTTL          time.Duration
+	RefreshTTL         time.Duration
+	SessionMaxLifetime time.Duration
+	// ReuseGrace is the window in which the last rotated token may be
+	// presented again to get the same successor; 0 is strict mode.
+	ReuseGrace  time.Duration
+	Keys        *KeySet
+	TokenSecret []byte
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service implements login, rotation, revocation and access-token checks on
+// top of a Store.
+type Service struct {
+	store     Store
+	passwords PasswordHasher
+	codec     *RefreshCodec
+	access    *AccessTokens
+	deny      *Denylist
+	cfg       Config
+	now       func() time.Time
+	dummyHash string
+}
+
+// NewService checks cfg and returns a Service. Its denylist starts empty:
+// call SyncRevocations before serving.
+func NewService(store Store, passwords PasswordHasher, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Keys == nil {
+		return nil, errors.New("no signing keys")
+	}
+	if cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 || cfg.SessionMaxLifetime <= 0 || cfg.ReuseGrace < 0 {
+		return nil, errors.New("lifetimes must be positive")
+	}
+	codec, err := NewRefreshCodec(cfg.TokenSecret)
+	if err != nil {
+		return nil, err
+	}
+	dummy, err := passwords.Hash("rotor-timing-equalizer")
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		store: store, passwords: passwords, codec: codec,
+		access: NewAccessTokens(cfg.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, cfg.Now),
+		deny:   NewDenylist(), cfg: cfg, now: cfg.Now, dummyHash: dummy,
+	}, nil
+}
+
+// Keys returns the access-token key set.
+func (s *Service) Keys() *KeySet { return s.cfg.Keys }
+
+// Config returns the service's settings.
+func (s *Service) Config() Config { return s.cfg }
+
+// Denylist returns the instance's revocation denylist.
+func (s *Service) Denylist() *Denylist { return s.deny }
+
+// TokenPair is the answer to a login or refresh.
+type TokenPair struct {
+	AccessToken      string
+	ExpiresIn        int64 // seconds
+	RefreshToken     string
+	RefreshExpiresIn int64 // seconds
+	SessionID        uuid.UUID
+	Principal        Principal
+}
+
+// Signup creates a user with the given roles.
+func (s *Service) Signup(ctx context.Context, email, password string, roles []string) (User, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	if err := ValidatePassword(password); err != nil {
+		return User{}, err
+	}
+	if roles, err = ValidateRoles(roles); err != nil {
+		return User{}, err
+	}
+	hash, err := s.passwords.Hash(password)
+	if err != nil {
+		return User{}, fmt.Errorf("hash password: %w", err)
+	}
+	u := User{ID: uuid.New(), Email: norm, PasswordHash: hash, Roles: roles, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return User{}, err
+	}
+	_ = s.store.AddAudit(ctx, AuditEvent{At: u.CreatedAt, Kind: EventUserCreated, UserID: &u.ID})
+	u.PasswordHash = ""
+	return u, nil
+}
+
+// EnsureUser creates email with roles unless a user with that email exists
+// (BOOTSTRAP_ADMIN_*). It reports whether it created one.
+func (s *Service) EnsureUser(ctx context.Context, email, password string, roles []string) (bool, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.store.UserByEmail(ctx, norm); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	if _, err := s.Signup(ctx, email, password, roles); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// Login checks credentials and opens a session. Every refusal is the same
+// ErrInvalidGrant, and an unknown email costs a password hash like a known
+// one.
+func (s *Service) Login(ctx context.Context, email, password string, client ClientInfo) (TokenPair, error) {
+	if len(password) > MaxPasswordLen {
+		return TokenPair{}, InvalidInput("password must be at most 1024 bytes")
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	failed := func(userID *uuid.UUID) (TokenPair, error) {
+		if err := s.store.AddAudit(ctx, AuditEvent{At: now, Kind: EventLoginFailed, UserID: userID, IP: client.IP}); err != nil && errors.Is(err, ErrUnavailable) {
+			return TokenPair{}, err
+		}
+		return TokenPair{}, errBadCredentials
+	}
+	norm, normErr := NormalizeEmail(email)
+	var u User
+	var lookupErr error = ErrNotFound
+	if normErr == nil {
+		u, lookupErr = s.store.UserByEmail(ctx, norm)
+		if lookupErr != nil && !errors.Is(lookupErr, ErrNotFound) {
+			return TokenPair{}, lookupErr
+		}
+	}
+	if lookupErr != nil {
+		_, _ = s.passwords.Verify(s.dummyHash, password)
+		return failed(nil)
+	}
+	ok, err := s.passwords.Verify(u.PasswordHash, password)
+	if err != nil || !ok || u.Disabled {
+		return failed(&u.ID)
+	}
+	first, err := s.codec.New()
+	if err != nil {
+		return TokenPair{}, err
+	}
+	sess := Session{
+		ID: uuid.New(), UserID: u.ID, CreatedAt: now, LastUsedAt: now,
+		ExpiresAt: now.Add(s.cfg.SessionMaxLifetime),
+		UserAgent: truncate(client.UserAgent, 512), IP: client.IP,
+	}
+	rec := RefreshRecord{
+		SessionID: sess.ID, Selector: first.Selector, VerifierHash: first.VerifierHash,
+		CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
+	}
+	err = s.store.CreateSession(ctx, NewSession{
+		Session: sess, Token: rec,
+		Event: AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},
+	})
+	if errors.Is(err, ErrNotFound) { // disabled or deleted meanwhile
+		return failed(&u.ID)
+	}
+	if err != nil {
+		return TokenPair{}, err
+	}
+	return s.pair(u, sess.ID, first.Token, rec.ExpiresAt, now)
+}
+
+// pair signs an access token and assembles the token response.
+func (s *Service) pair(u User, sid uuid.UUID, refresh string, refreshExp, now time.Time) (TokenPair, error) {
+	at, p, err := s.access.Issue(u.ID, sid, u.Roles, now)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	return TokenPair{
+		AccessToken: at, ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
+		RefreshToken: refresh, RefreshExpiresIn: int64(refreshExp.Sub(now) / time.Second),
+		SessionID: sid, Principal: p,
+	}, nil
+}
+
+// Authenticate verifies an access token and checks the denylist. It never
+// touches the store.
+func (s *Service) Authenticate(token string) (Principal, error) {
+	p, err := s.access.Verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	if s.deny.Denied(p.SessionID, p.TokenID, s.now()) {
+		return Principal{}, fmt.Errorf("%w: token has been revoked", ErrInvalidToken)
+	}
+	return p, nil
+}
+
+// User returns a user without its password hash.
+func (s *Service) User(ctx context.Context, id uuid.UUID) (User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	u.PasswordHash = ""
+	return u, err
+}
+
+// Ping reports whether the store is reachable.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// SyncRevocations loads every unexpired revocation newer than the local
+// cursor into the denylist, and purges expired entries. Call it at start and
+// whenever a revocation notice arrives or a resync is due.
+func (s *Service) SyncRevocations(ctx context.Context) error {
+	rs, err := s.store.Revocations(ctx, s.deny.Cursor(), s.now())
+	if err != nil {
+		return err
+	}
+	s.deny.Add(rs...)
+	s.deny.Purge(s.now())
+	return nil
+}
+
+// FullSyncRevocations reloads every unexpired revocation, catching entries
+// whose notice was missed and whose ID is below the cursor (transactions
+// commit out of ID order).
+func (s *Service) FullSyncRevocations(ctx context.Context) error {
+	rs, err := s.store.Revocations(ctx, 0, s.now())
+	if err != nil {
+		return err
+	}
+	s.deny.Add(rs...)
+	s.deny.Purge(s.now())
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 { // do not split a UTF-8 sequence
+		n--
+	}
+	return s[:n]
+}

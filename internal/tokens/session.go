@@ -1,0 +1,64 @@
+package tokens
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Session is a token family: every refresh token descends from one login.
+type Session struct {
+	ID            uuid.UUID
+	UserID        uuid.UUID
+	CreatedAt     time.Time
+	LastUsedAt    time.Time
+	ExpiresAt     time.Time // absolute: login + SESSION_MAX_LIFETIME
+	RevokedAt     *time.Time
+	RevokedReason string
+	UserAgent     string
+	IP            string
+}
+
+// Revocation reasons recorded on sessions and in audit events.
+const (
+	ReasonLogout         = "logout"
+	ReasonLogoutAll      = "logout_all"
+	ReasonUserRevoked    = "user_revoked"
+	ReasonAdmin          = "admin"
+	ReasonPasswordChange = "password_changed"
+	ReasonUserDisabled   = "user_disabled"
+	ReasonReuseDetected  = "reuse_detected"
+	ReasonRevokeEndpoint = "revoke_endpoint"
+)
+
+// Audit event kinds.
+const (
+	EventLogin           = "login"
+	EventLoginFailed     = "login_failed"
+	EventRefresh         = "refresh"
+	EventReuseDetected   = "reuse_detected"
+	EventLogout          = "logout"
+	EventRevoked         = "revoked"
+	EventPasswordChanged = "password_changed"
+	EventUserDisabled    = "user_disabled"
+	EventUserCreated     = "user_created"
+	EventUserUpdated     = "user_updated"
+)
+
+// AuditEvent is one line of the audit log. Detail never holds a token, a
+// password or a hash.
+type AuditEvent struct {
+	ID        int64
+	At        time.Time
+	Kind      string
+	UserID    *uuid.UUID
+	SessionID *uuid.UUID
+	IP        string
+	Detail    map[string]string
+}
+
+// ClientInfo describes the caller of a request, for sessions and audit.
+type ClientInfo struct {
+	UserAgent string
+	IP        string
+}

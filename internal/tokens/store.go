@@ -1,0 +1,148 @@
+package tokens
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// RefreshRecord is a stored refresh token: never the token itself, only its
+// selector and the keyed hash of its verifier.
+type RefreshRecord struct {
+	ID           int64
+	SessionID    uuid.UUID
+	Selector     []byte
+	VerifierHash []byte
+	ParentID     int64 // 0 for the first token of a session
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	UsedAt       *time.Time // rotation time: the grace clock; nil while active
+}
+
+// RefreshState is what Store.Refresh shows the decision function, read while
+// the session row is locked.
+type RefreshState struct {
+	Token   RefreshRecord
+	Session Session
+	User    User           // the session's user; PasswordHash is not loaded
+	Child   *RefreshRecord // the successor Token was rotated into, if any
+}
+
+// Outcome kinds of a refresh decision.
+const (
+	// OutcomeNone writes nothing (a refusal, or a grace-window replay).
+	OutcomeNone = iota
+	// OutcomeRotate marks the token used at Now, inserts Successor, moves
+	// the session's last_used_at to Now and writes Event.
+	OutcomeRotate
+	// OutcomeRevoke revokes the session as Revoke describes.
+	OutcomeRevoke
+)
+
+// RefreshOutcome is what the decision function tells Store.Refresh to write.
+type RefreshOutcome struct {
+	Kind      int
+	Now       time.Time
+	Successor RefreshRecord // OutcomeRotate; ID is assigned by the store
+	Event     AuditEvent    // OutcomeRotate: the audit event to write
+	Revoke    SessionRevocation
+}
+
+// SessionRevocation describes sessions to revoke and how.
+type SessionRevocation struct {
+	SessionID uuid.UUID // one session; uuid.Nil for all of UserID's sessions
+	UserID    uuid.UUID // owner filter; uuid.Nil only with SessionID set
+	Except    uuid.UUID // keep this session (password change); may be Nil
+	Reason    string
+	At        time.Time
+	// DenyUntil is when the last access token of the sessions expires: the
+	// denylist entries are kept until then.
+	DenyUntil time.Time
+	// Event is the audit event written once per revoked session; the store
+	// fills in UserID and SessionID.
+	Event AuditEvent
+}
+
+// UserUpdate changes a user and, in the same transaction, may revoke its
+// sessions. Nil fields are left alone.
+type UserUpdate struct {
+	ID           uuid.UUID
+	Disabled     *bool
+	Roles        *[]string
+	PasswordHash *string
+	Event        *AuditEvent        // written once, if set
+	Revoke       *SessionRevocation // applied after the update, if set
+}
+
+// NewSession is a login: a session, its first refresh token and the audit
+// event, stored together.
+type NewSession struct {
+	Session Session
+	Token   RefreshRecord
+	Event   AuditEvent
+}
+
+// Store is the persistence the domain needs. Every method is safe for
+// concurrent use. Implementations return ErrNotFound and ErrConflict as
+// documented, wrap storage failures so that errors.Is(err, ErrUnavailable)
+// holds, and never return a token, password or hash in an error message.
+//
+// Serialization: Refresh, RevokeSessions and UpdateUser with Revoke all take
+// the same per-session lock (in PostgreSQL, the session row), so a rotation
+// racing any revocation ends with the session revoked and no live token.
+// CreateSession holds the user against a concurrent disable: a session is
+// created only if the user is not disabled when the transaction commits, and
+// a disable that commits after it revokes it.
+type Store interface {
+	// CreateUser stores u. ErrConflict if the normalized email is taken.
+	CreateUser(ctx context.Context, u User) error
+	// UserByEmail finds a user by normalized email, with its password hash.
+	UserByEmail(ctx context.Context, emailNorm string) (User, error)
+	// UserByID finds a user, with its password hash.
+	UserByID(ctx context.Context, id uuid.UUID) (User, error)
+	// UpdateUser applies u atomically and returns the user as it now is and
+	// the revocations written. ErrNotFound if there is no such user.
+	UpdateUser(ctx context.Context, u UserUpdate) (User, []Revocation, error)
+
+	// CreateSession stores a login atomically. ErrNotFound if the user does
+	// not exist or is disabled.
+	CreateSession(ctx context.Context, s NewSession) error
+	// Refresh finds the token by selector, locks its session, and calls
+	// decide exactly once with the current state while the lock is held. If
+	// decide returns an error nothing is written and that error is returned;
+	// otherwise its outcome is applied in the same transaction. The new
+	// successor's ID is not reported; revocations written are. ErrNotFound
+	// (decide not called) if no token has that selector. If the transaction
+	// fails after decide ran, nothing was written.
+	Refresh(ctx context.Context, selector []byte, decide func(RefreshState) (RefreshOutcome, error)) ([]Revocation, error)
+	// RevokeSessions revokes the active sessions r selects, writing one
+	// denylist entry and one audit event per session, and returns the
+	// entries. Already revoked or expired sessions are left alone.
+	RevokeSessions(ctx context.Context, r SessionRevocation) ([]Revocation, error)
+	// DenyToken denylists one access token by jti until until and writes ev.
+	DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev AuditEvent) (Revocation, error)
+	// SessionBySelector returns the session of the refresh token with that
+	// selector, for revocation by refresh token. ErrNotFound if none.
+	SessionBySelector(ctx context.Context, selector []byte) (Session, RefreshRecord, error)
+	// Session returns one session. ErrNotFound if none.
+	Session(ctx context.Context, id uuid.UUID) (Session, error)
+	// ActiveSessions lists userID's sessions that are neither revoked nor
+	// expired at now, newest first.
+	ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]Session, error)
+
+	// Revocations lists denylist entries with ID > since and Until > now,
+	// in ID order.
+	Revocations(ctx context.Context, since int64, now time.Time) ([]Revocation, error)
+	// AddAudit writes one audit event.
+	AddAudit(ctx context.Context, ev AuditEvent) error
+	// Audit lists events newest first, of one user if userID is not Nil.
+	Audit(ctx context.Context, userID uuid.UUID, limit int) ([]AuditEvent, error)
+
+	// Purge deletes up to batch expired sessions (with their tokens),
+	// used refresh tokens past expiry, and denylist entries past Until, and
+	// reports how many rows went. Callers repeat it until it returns 0.
+	Purge(ctx context.Context, now time.Time, batch int) (int, error)
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,107 @@
+package tokens
+
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// User is an account that can log in.
+type User struct {
+	ID           uuid.UUID
+	Email        string // as entered at sign-up, trimmed
+	PasswordHash string // PHC string; never leaves the server
+	Roles        []string
+	Disabled     bool
+	CreatedAt    time.Time
+}
+
+// Password length limits (SPEC §5).
+const (
+	MinPasswordLen = 8
+	MaxPasswordLen = 1024
+)
+
+// NormalizeEmail returns the key under which an email is unique: trimmed and
+// lower-cased. It refuses addresses that are not plain, printable text, so a
+// zero-width or control-character variant of an address cannot be registered
+// as a look-alike of another.
+func NormalizeEmail(email string) (string, error) {
+	e := strings.TrimSpace(email)
+	if e == "" {
+		return "", InvalidInput("email is required")
+	}
+	if len(e) > 254 || !utf8.ValidString(e) {
+		return "", InvalidInput("email is not a valid address")
+	}
+	at := strings.LastIndexByte(e, '@')
+	if at <= 0 || at == len(e)-1 || strings.Count(e, "@") != 1 {
+		return "", InvalidInput("email is not a valid address")
+	}
+	for _, r := range e {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) || unicode.Is(unicode.Cf, r) {
+			return "", InvalidInput("email is not a valid address")
+		}
+	}
+	if !strings.Contains(e[at+1:], ".") {
+		return "", InvalidInput("email is not a valid address")
+	}
+	return strings.ToLower(e), nil
+}
+
+// ValidatePassword checks the length rules of SPEC §5 before any hashing.
+func ValidatePassword(pw string) error {
+	if len(pw) > MaxPasswordLen {
+		return InvalidInput("password must be at most 1024 bytes")
+	}
+	if utf8.RuneCountInString(pw) < MinPasswordLen {
+		return InvalidInput("password must be at least 8 characters")
+	}
+	return nil
+}
+
+// ValidateRoles checks role names: short, lower-case words.
+func ValidateRoles(roles []string) ([]string, error) {
+	out := make([]string, 0, len(roles))
+	seen := map[string]bool{}
+	for _, r := range roles {
+		if r == "" || len(r) > 64 {
+			return nil, InvalidInput("role names must be 1 to 64 characters")
+		}
+		for _, c := range r {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == ':') {
+				return nil, InvalidInput("role names may contain only a-z, 0-9, '_', '-' and ':'")
+			}
+		}
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// HasRole reports whether roles contains any of want.
+func HasRole(roles []string, want ...string) bool {
+	for _, r := range roles {
+		for _, w := range want {
+			if r == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// PasswordHasher hashes and checks passwords. Implementations live outside
+// the domain (internal/password).
+type PasswordHasher interface {
+	// Hash returns an encoded, salted hash of pw.
+	Hash(pw string) (string, error)
+	// Verify reports whether pw matches encoded. It costs the same time
+	// whether or not it matches.
+	Verify(encoded, pw string) (bool, error)
+}
