@@ -41,7 +41,7 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 		case OutcomeRevoke:
 			reuse = true
 		default: // grace replay
-			succ, succExp = s.codec.Successor(p.Raw), state.Child.ExpiresAt
+			succ, succExp = s.codec.Successor(p.Raw), state.Session.Chain.ActiveExpiresAt
 		}
 		return out, nil
 	})
@@ -73,7 +73,7 @@ func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client
 	case st.User.Disabled:
 		return RefreshOutcome{}, errUserUnavailable
 	}
-	if st.Token.UsedAt == nil {
+	if bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector) {
 		if !now.Before(st.Token.ExpiresAt) {
 			return RefreshOutcome{}, errTokenExpired
 		}
@@ -81,8 +81,8 @@ func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client
 		return RefreshOutcome{
 			Kind: OutcomeRotate, Now: now,
 			Successor: RefreshRecord{
-				SessionID: sess.ID, Selector: succ.Selector, VerifierHash: succ.VerifierHash,
-				ParentID: st.Token.ID, CreatedAt: now,
+				Selector: succ.Selector, SessionID: sess.ID, VerifierHash: succ.VerifierHash,
+				ParentSelector: st.Token.Selector, CreatedAt: now,
 				ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
 			},
 			Event: AuditEvent{At: now, Kind: EventRefresh, UserID: &sess.UserID, SessionID: &sess.ID, IP: client.IP},
@@ -96,24 +96,26 @@ func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client
 		Revoke: SessionRevocation{
 			SessionID: sess.ID, UserID: sess.UserID, Reason: ReasonReuseDetected, At: now,
 			DenyUntil: s.denyUntil(now),
-			Event:     AuditEvent{At: now, Kind: EventReuseDetected, IP: client.IP},
+			Event: AuditEvent{At: now, Kind: EventReuseDetected, IP: client.IP,
+				Detail: map[string]string{"reason": ReasonReuseDetected}},
 		},
 	}, nil
 }
 
-// inGrace reports whether a used token may be replayed: it is the immediate
-// predecessor of the active token, it was rotated less than ReuseGrace ago
-// (the rotation time, never a later update), and the successor it would get
-// is the one stored.
+// inGrace reports whether a used token may be replayed: it is the token
+// rotated last (an older ancestor never is), it was rotated less than
+// ReuseGrace ago (the rotation time, never a later update), its successor is
+// still the active, unexpired token, and that successor is the one derived
+// from the presented token.
 func (s *Service) inGrace(p ParsedRefresh, st RefreshState, now time.Time) bool {
-	c := st.Child
-	if s.cfg.ReuseGrace <= 0 || c == nil || c.UsedAt != nil || !now.Before(c.ExpiresAt) {
+	c := st.Session.Chain
+	if s.cfg.ReuseGrace <= 0 || c.PrevSelector == nil || !bytes.Equal(st.Token.Selector, c.PrevSelector) {
 		return false
 	}
-	if now.Sub(*st.Token.UsedAt) >= s.cfg.ReuseGrace {
+	if now.Sub(c.RotatedAt) >= s.cfg.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
 		return false
 	}
-	return bytes.Equal(s.codec.Successor(p.Raw).Selector, c.Selector)
+	return bytes.Equal(s.codec.Successor(p.Raw).Selector, c.ActiveSelector)
 }
 
 // denyUntil is how long a session revoked at now must stay on the denylist:

@@ -174,6 +174,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 		SessionID: sess.ID, Selector: first.Selector, VerifierHash: first.VerifierHash,
 		CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
 	}
+	sess.Chain = Chain{ActiveSelector: rec.Selector, ActiveExpiresAt: rec.ExpiresAt}
 	err = s.store.CreateSession(ctx, NewSession{
 		Session: sess, Token: rec,
 		Event: AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},

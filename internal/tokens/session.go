@@ -17,6 +17,17 @@ type Session struct {
 	RevokedReason string
 	UserAgent     string
 	IP            string
+	Chain         Chain
+}
+
+// Chain is a session's rotation state, kept on the session row so that one
+// locked row decides every rotation: a session has exactly one active token
+// by construction (SPEC §2.1).
+type Chain struct {
+	ActiveSelector  []byte    // the one active refresh token
+	ActiveExpiresAt time.Time // its idle expiry
+	PrevSelector    []byte    // the token rotated last, nil before the first rotation
+	RotatedAt       time.Time // when PrevSelector was rotated: the grace clock
 }
 
 // Revocation reasons recorded on sessions and in audit events.

@@ -8,16 +8,16 @@ import (
 )
 
 // RefreshRecord is a stored refresh token: never the token itself, only its
-// selector and the keyed hash of its verifier.
+// selector and the keyed hash of its verifier. Records are immutable: whether
+// a token is active, used or the grace-eligible predecessor is read from its
+// session's Chain.
 type RefreshRecord struct {
-	ID           int64
-	SessionID    uuid.UUID
-	Selector     []byte
-	VerifierHash []byte
-	ParentID     int64 // 0 for the first token of a session
-	CreatedAt    time.Time
-	ExpiresAt    time.Time
-	UsedAt       *time.Time // rotation time: the grace clock; nil while active
+	Selector       []byte
+	SessionID      uuid.UUID
+	VerifierHash   []byte
+	ParentSelector []byte // nil for the first token of a session
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
 }
 
 // RefreshState is what Store.Refresh shows the decision function, read while
@@ -25,16 +25,16 @@ type RefreshRecord struct {
 type RefreshState struct {
 	Token   RefreshRecord
 	Session Session
-	User    User           // the session's user; PasswordHash is not loaded
-	Child   *RefreshRecord // the successor Token was rotated into, if any
+	User    User // the session's user; PasswordHash is not loaded
 }
 
 // Outcome kinds of a refresh decision.
 const (
 	// OutcomeNone writes nothing (a refusal, or a grace-window replay).
 	OutcomeNone = iota
-	// OutcomeRotate marks the token used at Now, inserts Successor, moves
-	// the session's last_used_at to Now and writes Event.
+	// OutcomeRotate inserts Successor and, on the session row, makes it the
+	// active token, makes the presented token the predecessor rotated at
+	// Now, moves last_used_at to Now, and writes Event.
 	OutcomeRotate
 	// OutcomeRevoke revokes the session as Revoke describes.
 	OutcomeRevoke
@@ -44,7 +44,7 @@ const (
 type RefreshOutcome struct {
 	Kind      int
 	Now       time.Time
-	Successor RefreshRecord // OutcomeRotate; ID is assigned by the store
+	Successor RefreshRecord // OutcomeRotate
 	Event     AuditEvent    // OutcomeRotate: the audit event to write
 	Revoke    SessionRevocation
 }
@@ -83,6 +83,10 @@ type NewSession struct {
 	Event   AuditEvent
 }
 
+// RevokedRetention is how long a revoked session and its tokens are kept, so
+// that a late presentation is still recognised as a revoked session's.
+const RevokedRetention = 24 * time.Hour
+
 // Store is the persistence the domain needs. Every method is safe for
 // concurrent use. Implementations return ErrNotFound and ErrConflict as
 // documented, wrap storage failures so that errors.Is(err, ErrUnavailable)
@@ -111,8 +115,8 @@ type Store interface {
 	// Refresh finds the token by selector, locks its session, and calls
 	// decide exactly once with the current state while the lock is held. If
 	// decide returns an error nothing is written and that error is returned;
-	// otherwise its outcome is applied in the same transaction. The new
-	// successor's ID is not reported; revocations written are. ErrNotFound
+	// otherwise its outcome is applied in the same transaction, and the
+	// revocations it wrote are returned. ErrNotFound
 	// (decide not called) if no token has that selector. If the transaction
 	// fails after decide ran, nothing was written.
 	Refresh(ctx context.Context, selector []byte, decide func(RefreshState) (RefreshOutcome, error)) ([]Revocation, error)
@@ -122,8 +126,8 @@ type Store interface {
 	RevokeSessions(ctx context.Context, r SessionRevocation) ([]Revocation, error)
 	// DenyToken denylists one access token by jti until until and writes ev.
 	DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev AuditEvent) (Revocation, error)
-	// SessionBySelector returns the session of the refresh token with that
-	// selector, for revocation by refresh token. ErrNotFound if none.
+	// SessionBySelector returns the refresh token with that selector and its
+	// session, for revocation by refresh token. ErrNotFound if none.
 	SessionBySelector(ctx context.Context, selector []byte) (Session, RefreshRecord, error)
 	// Session returns one session. ErrNotFound if none.
 	Session(ctx context.Context, id uuid.UUID) (Session, error)
@@ -139,9 +143,11 @@ type Store interface {
 	// Audit lists events newest first, of one user if userID is not Nil.
 	Audit(ctx context.Context, userID uuid.UUID, limit int) ([]AuditEvent, error)
 
-	// Purge deletes up to batch expired sessions (with their tokens),
-	// used refresh tokens past expiry, and denylist entries past Until, and
-	// reports how many rows went. Callers repeat it until it returns 0.
+	// Purge deletes up to batch sessions (with their tokens) that expired
+	// before now or were revoked before now-RevokedRetention, and up to batch
+	// denylist entries whose Until has passed, each in its own short
+	// statement, and reports how many rows went. Callers repeat it until it
+	// returns 0.
 	Purge(ctx context.Context, now time.Time, batch int) (int, error)
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

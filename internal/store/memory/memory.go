@@ -1,0 +1,339 @@
+// Package memory is an in-memory tokens.Store for quick starts and tests.
+// Everything is lost when the process exits. One mutex serializes every
+// operation, which gives the same guarantees as the PostgreSQL store's row
+// locks (and more).
+package memory
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+// Store is an in-memory tokens.Store.
+type Store struct {
+	mu       sync.Mutex
+	users    map[uuid.UUID]tokens.User
+	byEmail  map[string]uuid.UUID
+	sessions map[uuid.UUID]tokens.Session
+	refresh  map[string]tokens.RefreshRecord // by selector
+	revs     []tokens.Revocation
+	audit    []tokens.AuditEvent
+	nextRev  int64
+	nextEv   int64
+}
+
+var _ tokens.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		users: map[uuid.UUID]tokens.User{}, byEmail: map[string]uuid.UUID{},
+		sessions: map[uuid.UUID]tokens.Session{}, refresh: map[string]tokens.RefreshRecord{},
+	}
+}
+
+func cloneUser(u tokens.User) tokens.User {
+	u.Roles = slices.Clone(u.Roles)
+	if u.Roles == nil {
+		u.Roles = []string{}
+	}
+	return u
+}
+
+// CreateUser implements tokens.Store.
+func (s *Store) CreateUser(_ context.Context, u tokens.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, taken := s.byEmail[u.Email]; taken {
+		return tokens.ErrConflict
+	}
+	s.users[u.ID] = cloneUser(u)
+	s.byEmail[u.Email] = u.ID
+	return nil
+}
+
+// UserByEmail implements tokens.Store.
+func (s *Store) UserByEmail(_ context.Context, email string) (tokens.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.byEmail[email]
+	if !ok {
+		return tokens.User{}, tokens.ErrNotFound
+	}
+	return cloneUser(s.users[id]), nil
+}
+
+// UserByID implements tokens.Store.
+func (s *Store) UserByID(_ context.Context, id uuid.UUID) (tokens.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[id]
+	if !ok {
+		return tokens.User{}, tokens.ErrNotFound
+	}
+	return cloneUser(u), nil
+}
+
+// UpdateUser implements tokens.Store.
+func (s *Store) UpdateUser(_ context.Context, up tokens.UserUpdate) (tokens.User, []tokens.Revocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[up.ID]
+	if !ok {
+		return tokens.User{}, nil, tokens.ErrNotFound
+	}
+	if up.Disabled != nil {
+		u.Disabled = *up.Disabled
+	}
+	if up.Roles != nil {
+		u.Roles = slices.Clone(*up.Roles)
+	}
+	if up.PasswordHash != nil {
+		u.PasswordHash = *up.PasswordHash
+	}
+	s.users[u.ID] = u
+	if up.Event != nil {
+		s.addAuditLocked(*up.Event)
+	}
+	var revs []tokens.Revocation
+	if up.Revoke != nil {
+		revs = s.revokeLocked(*up.Revoke)
+	}
+	return cloneUser(u), revs, nil
+}
+
+// CreateSession implements tokens.Store.
+func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[ns.Session.UserID]
+	if !ok || u.Disabled {
+		return tokens.ErrNotFound
+	}
+	if _, dup := s.refresh[string(ns.Token.Selector)]; dup {
+		return tokens.ErrConflict
+	}
+	s.sessions[ns.Session.ID] = ns.Session
+	s.refresh[string(ns.Token.Selector)] = ns.Token
+	s.addAuditLocked(ns.Event)
+	return nil
+}
+
+// Refresh implements tokens.Store.
+func (s *Store) Refresh(_ context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.refresh[string(selector)]
+	if !ok {
+		return nil, tokens.ErrNotFound
+	}
+	sess := s.sessions[rec.SessionID]
+	u := cloneUser(s.users[sess.UserID])
+	u.PasswordHash = ""
+	out, err := decide(tokens.RefreshState{Token: rec, Session: sess, User: u})
+	if err != nil {
+		return nil, err
+	}
+	switch out.Kind {
+	case tokens.OutcomeRotate:
+		if !bytes.Equal(sess.Chain.ActiveSelector, rec.Selector) || sess.RevokedAt != nil {
+			return nil, tokens.ErrConflict // decide broke the contract
+		}
+		if _, dup := s.refresh[string(out.Successor.Selector)]; dup {
+			return nil, tokens.ErrConflict
+		}
+		s.refresh[string(out.Successor.Selector)] = out.Successor
+		sess.Chain = tokens.Chain{
+			ActiveSelector: out.Successor.Selector, ActiveExpiresAt: out.Successor.ExpiresAt,
+			PrevSelector: rec.Selector, RotatedAt: out.Now,
+		}
+		sess.LastUsedAt = out.Now
+		s.sessions[sess.ID] = sess
+		s.addAuditLocked(out.Event)
+	case tokens.OutcomeRevoke:
+		return s.revokeLocked(out.Revoke), nil
+	}
+	return nil, nil
+}
+
+// RevokeSessions implements tokens.Store.
+func (s *Store) RevokeSessions(_ context.Context, r tokens.SessionRevocation) ([]tokens.Revocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revokeLocked(r), nil
+}
+
+func (s *Store) revokeLocked(r tokens.SessionRevocation) []tokens.Revocation {
+	var ids []uuid.UUID
+	if r.SessionID != uuid.Nil {
+		ids = append(ids, r.SessionID)
+	} else {
+		for id, sess := range s.sessions {
+			if sess.UserID == r.UserID {
+				ids = append(ids, id)
+			}
+		}
+		sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	}
+	var revs []tokens.Revocation
+	for _, id := range ids {
+		sess, ok := s.sessions[id]
+		if !ok || sess.RevokedAt != nil || !r.At.Before(sess.ExpiresAt) || id == r.Except ||
+			(r.UserID != uuid.Nil && sess.UserID != r.UserID) {
+			continue
+		}
+		at := r.At
+		sess.RevokedAt, sess.RevokedReason = &at, r.Reason
+		s.sessions[id] = sess
+		s.nextRev++
+		rev := tokens.Revocation{ID: s.nextRev, Kind: tokens.RevokeSession, Subject: id, Until: r.DenyUntil}
+		s.revs = append(s.revs, rev)
+		revs = append(revs, rev)
+		ev := r.Event
+		uid, sid := sess.UserID, id
+		ev.UserID, ev.SessionID = &uid, &sid
+		s.addAuditLocked(ev)
+	}
+	return revs
+}
+
+// DenyToken implements tokens.Store.
+func (s *Store) DenyToken(_ context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (tokens.Revocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextRev++
+	rev := tokens.Revocation{ID: s.nextRev, Kind: tokens.RevokeToken, Subject: jti, Until: until}
+	s.revs = append(s.revs, rev)
+	s.addAuditLocked(ev)
+	return rev, nil
+}
+
+// SessionBySelector implements tokens.Store.
+func (s *Store) SessionBySelector(_ context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.refresh[string(selector)]
+	if !ok {
+		return tokens.Session{}, tokens.RefreshRecord{}, tokens.ErrNotFound
+	}
+	return s.sessions[rec.SessionID], rec, nil
+}
+
+// Session implements tokens.Store.
+func (s *Store) Session(_ context.Context, id uuid.UUID) (tokens.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok {
+		return tokens.Session{}, tokens.ErrNotFound
+	}
+	return sess, nil
+}
+
+// ActiveSessions implements tokens.Store.
+func (s *Store) ActiveSessions(_ context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []tokens.Session{}
+	for _, sess := range s.sessions {
+		if sess.UserID == userID && sess.RevokedAt == nil && now.Before(sess.ExpiresAt) {
+			out = append(out, sess)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return bytes.Compare(out[i].ID[:], out[j].ID[:]) < 0
+	})
+	return out, nil
+}
+
+// Revocations implements tokens.Store.
+func (s *Store) Revocations(_ context.Context, since int64, now time.Time) ([]tokens.Revocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []tokens.Revocation{}
+	for _, r := range s.revs {
+		if r.ID > since && r.Until.After(now) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// AddAudit implements tokens.Store.
+func (s *Store) AddAudit(_ context.Context, ev tokens.AuditEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addAuditLocked(ev)
+	return nil
+}
+
+func (s *Store) addAuditLocked(ev tokens.AuditEvent) {
+	s.nextEv++
+	ev.ID = s.nextEv
+	if ev.Detail == nil {
+		ev.Detail = map[string]string{}
+	}
+	s.audit = append(s.audit, ev)
+}
+
+// Audit implements tokens.Store.
+func (s *Store) Audit(_ context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []tokens.AuditEvent{}
+	for i := len(s.audit) - 1; i >= 0 && len(out) < limit; i-- {
+		ev := s.audit[i]
+		if userID == uuid.Nil || (ev.UserID != nil && *ev.UserID == userID) {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// Purge implements tokens.Store.
+func (s *Store) Purge(_ context.Context, now time.Time, batch int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	dead := map[uuid.UUID]bool{}
+	for id, sess := range s.sessions {
+		if n >= batch {
+			break
+		}
+		if !now.Before(sess.ExpiresAt) || (sess.RevokedAt != nil && sess.RevokedAt.Before(now.Add(-tokens.RevokedRetention))) {
+			dead[id] = true
+			delete(s.sessions, id)
+			n++
+		}
+	}
+	for sel, rec := range s.refresh {
+		if dead[rec.SessionID] {
+			delete(s.refresh, sel)
+		}
+	}
+	kept := s.revs[:0]
+	m := 0
+	for _, r := range s.revs {
+		if m < batch && !r.Until.After(now) {
+			m++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	s.revs = kept
+	return n + m, nil
+}
+
+// Ping implements tokens.Store.
+func (s *Store) Ping(context.Context) error { return nil }

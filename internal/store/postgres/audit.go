@@ -1,0 +1,88 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+// AddAudit implements tokens.Store.
+func (s *Store) AddAudit(ctx context.Context, ev tokens.AuditEvent) error {
+	return insertAudit(ctx, s.pool, ev)
+}
+
+// Audit implements tokens.Store.
+func (s *Store) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+	q := `SELECT id, at, kind, user_id, session_id, ip, detail FROM audit_events ORDER BY id DESC LIMIT $1`
+	args := []any{limit}
+	if userID != uuid.Nil {
+		// Served by audit_events_user_id (user_id, id DESC).
+		q = `SELECT id, at, kind, user_id, session_id, ip, detail FROM audit_events
+		     WHERE user_id = $2 ORDER BY id DESC LIMIT $1`
+		args = append(args, userID)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	out := []tokens.AuditEvent{}
+	for rows.Next() {
+		var ev tokens.AuditEvent
+		if err := rows.Scan(&ev.ID, &ev.At, &ev.Kind, &ev.UserID, &ev.SessionID, &ev.IP, &ev.Detail); err != nil {
+			return nil, wrap(err)
+		}
+		if ev.Detail == nil {
+			ev.Detail = map[string]string{}
+		}
+		out = append(out, ev)
+	}
+	return out, wrap(rows.Err())
+}
+
+// Revocations implements tokens.Store.
+func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, kind, subject, until FROM revocations
+		WHERE id > $1 AND until > $2 ORDER BY id`, since, now)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	out := []tokens.Revocation{}
+	for rows.Next() {
+		var r tokens.Revocation
+		if err := rows.Scan(&r.ID, &r.Kind, &r.Subject, &r.Until); err != nil {
+			return nil, wrap(err)
+		}
+		out = append(out, r)
+	}
+	return out, wrap(rows.Err())
+}
+
+// Purge implements tokens.Store. Each DELETE is its own short transaction
+// over at most batch rows; SKIP LOCKED passes over sessions a rotation or
+// revocation holds right now instead of waiting for them.
+func (s *Store) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
+	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM sessions WHERE id IN (
+			SELECT id FROM sessions
+			WHERE expires_at <= $1 OR revoked_at <= $2
+			LIMIT $3 FOR UPDATE SKIP LOCKED)`,
+		now, now.Add(-tokens.RevokedRetention), batch)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	n := int(tag.RowsAffected())
+	tag, err = s.pool.Exec(ctx, `
+		DELETE FROM revocations WHERE id IN (
+			SELECT id FROM revocations WHERE until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+		now, batch)
+	if err != nil {
+		return n, wrap(err)
+	}
+	return n + int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,169 @@
+// Package postgres is the PostgreSQL tokens.Store: a pgx/v5 pool, the goose
+// migrations of package migrations, and LISTEN/NOTIFY for revocations. SQL
+// lives next to the method that runs it.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+	"github.com/rotorauth/rotor/migrations"
+)
+
+// Store is a tokens.Store on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	url  string
+}
+
+var _ tokens.Store = (*Store)(nil)
+
+// DefaultMaxConns is the pool size when the URL sets no pool_max_conns.
+const DefaultMaxConns = 16
+
+// Open connects a pool to databaseURL. It does not migrate.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %s", redact(err))
+	}
+	if !strings.Contains(databaseURL, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %s", redact(err))
+	}
+	return &Store{pool: pool, url: databaseURL}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool returns the underlying pool, for tests and benchmarks.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// provider returns a goose provider over the embedded migrations, holding a
+// PostgreSQL advisory lock so that instances starting together migrate once.
+func (s *Store) provider() (*goose.Provider, *sql.DB, error) {
+	db := stdlib.OpenDBFromPool(s.pool)
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithSessionLocker(locker))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return p, db, nil
+}
+
+// Migrate applies the embedded migrations: "up", "down" (one step) or
+// "status", writing a line per migration for status.
+func (s *Store) Migrate(ctx context.Context, direction string, report func(string)) error {
+	p, db, err := s.provider()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch direction {
+	case "up":
+		_, err = p.Up(ctx)
+	case "down":
+		_, err = p.Down(ctx)
+	case "status":
+		var st []*goose.MigrationStatus
+		st, err = p.Status(ctx)
+		for _, m := range st {
+			applied := "pending"
+			if m.State == goose.StateApplied {
+				applied = "applied " + m.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			report(fmt.Sprintf("%05d %-30s %s", m.Source.Version, m.Source.Path, applied))
+		}
+	default:
+		return fmt.Errorf("unknown migrate direction %q (want up, down or status)", direction)
+	}
+	return wrap(err)
+}
+
+// Ping implements tokens.Store: the database answers and no migration is
+// pending.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return wrap(err)
+	}
+	p, db, err := s.provider()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return wrap(err)
+	}
+	if pending {
+		return fmt.Errorf("%w: migrations pending", tokens.ErrUnavailable)
+	}
+	return nil
+}
+
+// wrap classifies a pgx error: connection trouble, timeouts, shutdowns and
+// serialization failures become tokens.ErrUnavailable (the client may
+// retry); unique violations become tokens.ErrConflict. Messages never carry
+// the connection string.
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, tokens.ErrNotFound) || errors.Is(err, tokens.ErrConflict) || errors.Is(err, tokens.ErrUnavailable) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505":
+			return tokens.ErrConflict
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"),
+			strings.HasPrefix(pgErr.Code, "57"), pgErr.Code == "40001", pgErr.Code == "40P01":
+			return fmt.Errorf("%w: database: %s", tokens.ErrUnavailable, pgErr.Code)
+		}
+		return fmt.Errorf("database error %s: %s", pgErr.Code, pgErr.Message)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tokens.ErrNotFound
+	}
+	// Network errors, closed pools, cancelled or timed-out contexts.
+	return fmt.Errorf("%w: database: %s", tokens.ErrUnavailable, redact(err))
+}
+
+// redact keeps a password in a connection string out of an error message.
+func redact(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "postgres"); i >= 0 {
+		if u, perr := url.Parse(msg[i:]); perr == nil && u.User != nil {
+			msg = strings.ReplaceAll(msg, u.User.String(), u.User.Username()+":xxxxx")
+		}
+	}
+	if i := strings.Index(msg, "password="); i >= 0 {
+		end := strings.IndexByte(msg[i:], ' ')
+		if end < 0 {
+			end = len(msg) - i
+		}
+		msg = msg[:i] + "password=xxxxx" + msg[i+end:]
+	}
+	return msg
+}

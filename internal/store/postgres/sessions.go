@@ -1,0 +1,327 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+const sessionColumns = `s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at,
+	coalesce(s.revoked_reason, ''), s.user_agent, s.ip,
+	s.active_selector, s.active_expires_at, s.prev_selector, s.rotated_at`
+
+func sessionDest(s *tokens.Session, rotatedAt **time.Time) []any {
+	return []any{&s.ID, &s.UserID, &s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.RevokedAt,
+		&s.RevokedReason, &s.UserAgent, &s.IP,
+		&s.Chain.ActiveSelector, &s.Chain.ActiveExpiresAt, &s.Chain.PrevSelector, rotatedAt}
+}
+
+func finishSession(s *tokens.Session, rotatedAt *time.Time) {
+	if rotatedAt != nil {
+		s.Chain.RotatedAt = *rotatedAt
+	}
+}
+
+// CreateSession implements tokens.Store. One statement: FOR SHARE on the
+// user row holds off a concurrent disable (its UPDATE waits for us, then its
+// revocation sees this session), and a disable that committed first makes
+// the CTE insert nothing.
+func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) error {
+	ss, t, ev := ns.Session, ns.Token, ns.Event
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		WITH u AS (
+			SELECT id FROM users WHERE id = $2 AND NOT disabled FOR SHARE
+		), s AS (
+			INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
+			                      active_selector, active_expires_at)
+			SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $8 FROM u
+			RETURNING id
+		), t AS (
+			INSERT INTO refresh_tokens (selector, session_id, verifier_hash, created_at, expires_at)
+			SELECT $7, s.id, $9, $3, $8 FROM s
+		), a AS (
+			INSERT INTO audit_events (at, kind, user_id, session_id, ip)
+			SELECT $3, $10, $2, s.id, $6 FROM s
+		)
+		SELECT count(*) FROM s`,
+		ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
+		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind).Scan(&n)
+	if err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		return tokens.ErrNotFound
+	}
+	return nil
+}
+
+// sqlRefreshState reads the presented token, its session and its user, and
+// locks the session row. Token rows never change, so only the session row
+// needs the lock; when it was changed by a transaction we waited for,
+// PostgreSQL re-reads its newest version (EvalPlanQual).
+const sqlRefreshState = `
+	SELECT t.session_id, t.verifier_hash, t.parent_selector, t.created_at, t.expires_at,
+	       ` + sessionColumns + `,
+	       u.email, u.roles, u.disabled, u.created_at
+	FROM refresh_tokens t
+	JOIN sessions s ON s.id = t.session_id
+	JOIN users u ON u.id = s.user_id
+	WHERE t.selector = $1
+	FOR UPDATE OF s`
+
+// sqlRotate makes the successor the active token. The session UPDATE is
+// guarded by the state decide saw; the token and audit INSERTs read from its
+// RETURNING, so a guard miss writes nothing at all.
+const sqlRotate = `
+	WITH s AS (
+		UPDATE sessions
+		SET active_selector = $2, active_expires_at = $3, prev_selector = $4,
+		    rotated_at = $5, last_used_at = $5
+		WHERE id = $1 AND active_selector = $4 AND revoked_at IS NULL
+		RETURNING id, user_id
+	), t AS (
+		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, parent_selector, created_at, expires_at)
+		SELECT $2, s.id, $6, $4, $5, $3 FROM s
+	), a AS (
+		INSERT INTO audit_events (at, kind, user_id, session_id, ip)
+		SELECT $5, $7, s.user_id, s.id, $8 FROM s
+	)
+	SELECT count(*) FROM s`
+
+// Refresh implements tokens.Store in two round trips on one connection:
+//
+//  1. BEGIN and sqlRefreshState, pipelined: the session row is locked and
+//     read. decide runs in Go, where the verifier is compared in constant
+//     time (SQL equality would not be).
+//  2. The outcome's writes and COMMIT, pipelined: sqlRotate (or a
+//     revocation) is one statement.
+//
+// A failure anywhere leaves the transaction uncommitted: the connection is
+// then in a transaction or broken, and the pool destroys it on release, which
+// rolls the transaction back.
+func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer conn.Release()
+
+	var st tokens.RefreshState
+	var rotatedAt *time.Time
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(sqlRefreshState, selector).QueryRow(func(row pgx.Row) error {
+		dest := []any{&st.Token.SessionID, &st.Token.VerifierHash, &st.Token.ParentSelector,
+			&st.Token.CreatedAt, &st.Token.ExpiresAt}
+		dest = append(dest, sessionDest(&st.Session, &rotatedAt)...)
+		dest = append(dest, &st.User.Email, &st.User.Roles, &st.User.Disabled, &st.User.CreatedAt)
+		return row.Scan(dest...)
+	})
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		conn.Exec(context.Background(), "ROLLBACK") //nolint:errcheck // best effort; Release destroys a conn left in a transaction
+		return nil, wrap(err)
+	}
+	st.Token.Selector = selector
+	st.User.ID = st.Session.UserID
+	if st.User.Roles == nil {
+		st.User.Roles = []string{}
+	}
+	finishSession(&st.Session, rotatedAt)
+
+	out, err := decide(st)
+	if err != nil {
+		_, rbErr := conn.Exec(ctx, "ROLLBACK")
+		if rbErr != nil {
+			return nil, wrap(rbErr)
+		}
+		return nil, err
+	}
+
+	b = &pgx.Batch{}
+	var revs []tokens.Revocation
+	switch out.Kind {
+	case tokens.OutcomeRotate:
+		n := &out.Successor
+		b.Queue(sqlRotate, st.Session.ID, n.Selector, n.ExpiresAt, st.Token.Selector, out.Now,
+			n.VerifierHash, out.Event.Kind, out.Event.IP).QueryRow(func(row pgx.Row) error {
+			var count int
+			if err := row.Scan(&count); err != nil {
+				return err
+			}
+			if count != 1 {
+				return tokens.ErrConflict // cannot happen under the lock
+			}
+			return nil
+		})
+	case tokens.OutcomeRevoke:
+		queueRevoke(b, out.Revoke, &revs)
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, wrap(err)
+	}
+	return revs, nil
+}
+
+// Revocation statements: the UPDATE takes the session row locks (the same
+// lock a rotation takes) in id order, so revoke-all cannot deadlock with
+// another revoke-all; the denylist and audit INSERTs read its RETURNING;
+// pg_notify is delivered at COMMIT to every instance's listener.
+const sqlRevokeTail = `
+	), d AS (
+		INSERT INTO revocations (kind, subject, until, created_at)
+		SELECT 'session', r.id, $2, $1 FROM r
+		RETURNING id, subject, until
+	), a AS (
+		INSERT INTO audit_events (at, kind, user_id, session_id, ip, detail)
+		SELECT $1, $3, r.user_id, r.id, $4, $5 FROM r
+	), n AS (
+		SELECT pg_notify('` + NotifyChannel + `', '') FROM d LIMIT 1
+	)
+	SELECT d.id, d.subject, d.until, (SELECT count(*) FROM n) FROM d ORDER BY d.id`
+
+// sqlRevokeOne revokes one session, of user $8 unless $8 is the nil UUID.
+const sqlRevokeOne = `
+	WITH r AS (
+		UPDATE sessions SET revoked_at = $1, revoked_reason = $6
+		WHERE id = $7 AND revoked_at IS NULL AND expires_at > $1
+		  AND ($8 = '00000000-0000-0000-0000-000000000000'::uuid OR user_id = $8)
+		RETURNING id, user_id` + sqlRevokeTail
+
+// sqlRevokeUser revokes every active session of user $7 but $8.
+const sqlRevokeUser = `
+	WITH r AS (
+		UPDATE sessions SET revoked_at = $1, revoked_reason = $6
+		WHERE id IN (
+			SELECT id FROM sessions
+			WHERE user_id = $7 AND revoked_at IS NULL AND expires_at > $1 AND id <> $8
+			ORDER BY id FOR UPDATE
+		) AND revoked_at IS NULL
+		RETURNING id, user_id` + sqlRevokeTail
+
+func queueRevoke(b *pgx.Batch, r tokens.SessionRevocation, out *[]tokens.Revocation) {
+	detail := r.Event.Detail
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	q, a, bArg := sqlRevokeUser, r.UserID, r.Except
+	if r.SessionID != uuid.Nil {
+		q, a, bArg = sqlRevokeOne, r.SessionID, r.UserID
+	}
+	b.Queue(q, r.At, r.DenyUntil, r.Event.Kind, r.Event.IP, detail, r.Reason, a, bArg).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			rev := tokens.Revocation{Kind: tokens.RevokeSession}
+			var n int
+			if err := rows.Scan(&rev.ID, &rev.Subject, &rev.Until, &n); err != nil {
+				return err
+			}
+			*out = append(*out, rev)
+		}
+		return rows.Err()
+	})
+}
+
+func revokeSessions(ctx context.Context, tx pgx.Tx, r tokens.SessionRevocation) ([]tokens.Revocation, error) {
+	var revs []tokens.Revocation
+	b := &pgx.Batch{}
+	queueRevoke(b, r, &revs)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, wrap(err)
+	}
+	return revs, nil
+}
+
+// RevokeSessions implements tokens.Store: one statement, its own
+// transaction.
+func (s *Store) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) ([]tokens.Revocation, error) {
+	var revs []tokens.Revocation
+	b := &pgx.Batch{}
+	queueRevoke(b, r, &revs)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, wrap(err)
+	}
+	return revs, nil
+}
+
+// DenyToken implements tokens.Store.
+func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (tokens.Revocation, error) {
+	detail := ev.Detail
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	rev := tokens.Revocation{Kind: tokens.RevokeToken, Subject: jti, Until: until}
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		WITH d AS (
+			INSERT INTO revocations (kind, subject, until, created_at)
+			VALUES ('token', $1, $2, $3) RETURNING id
+		), a AS (
+			INSERT INTO audit_events (at, kind, user_id, session_id, ip, detail)
+			VALUES ($3, $4, $5, $6, $7, $8)
+		), n AS (
+			SELECT pg_notify('`+NotifyChannel+`', '') FROM d
+		)
+		SELECT d.id, (SELECT count(*) FROM n) FROM d`,
+		jti, until, ev.At, ev.Kind, ev.UserID, ev.SessionID, ev.IP, detail).Scan(&rev.ID, &n)
+	return rev, wrap(err)
+}
+
+// SessionBySelector implements tokens.Store.
+func (s *Store) SessionBySelector(ctx context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
+	var sess tokens.Session
+	var rec tokens.RefreshRecord
+	var rotatedAt *time.Time
+	dest := append([]any{&rec.SessionID, &rec.VerifierHash, &rec.ParentSelector, &rec.CreatedAt, &rec.ExpiresAt},
+		sessionDest(&sess, &rotatedAt)...)
+	err := s.pool.QueryRow(ctx, `
+		SELECT t.session_id, t.verifier_hash, t.parent_selector, t.created_at, t.expires_at, `+sessionColumns+`
+		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+		WHERE t.selector = $1`, selector).Scan(dest...)
+	if err != nil {
+		return tokens.Session{}, tokens.RefreshRecord{}, wrap(err)
+	}
+	rec.Selector = selector
+	finishSession(&sess, rotatedAt)
+	return sess, rec, nil
+}
+
+// Session implements tokens.Store.
+func (s *Store) Session(ctx context.Context, id uuid.UUID) (tokens.Session, error) {
+	var sess tokens.Session
+	var rotatedAt *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = $1`, id).
+		Scan(sessionDest(&sess, &rotatedAt)...)
+	if err != nil {
+		return tokens.Session{}, wrap(err)
+	}
+	finishSession(&sess, rotatedAt)
+	return sess, nil
+}
+
+// ActiveSessions implements tokens.Store.
+func (s *Store) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+sessionColumns+` FROM sessions s
+		WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+		ORDER BY s.created_at DESC, s.id`, userID, now)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	out := []tokens.Session{}
+	for rows.Next() {
+		var sess tokens.Session
+		var rotatedAt *time.Time
+		if err := rows.Scan(sessionDest(&sess, &rotatedAt)...); err != nil {
+			return nil, wrap(err)
+		}
+		finishSession(&sess, rotatedAt)
+		out = append(out, sess)
+	}
+	return out, wrap(rows.Err())
+}
