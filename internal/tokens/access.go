@@ -24,6 +24,8 @@ type AccessClaims struct {
 	jwt.RegisteredClaims
 	SessionID string   `json:"sid"`
 	Roles     []string `json:"roles"`
+	// Email lets GET /me answer without a database read.
+	Email string `json:"email,omitempty"`
 }
 
 // Principal is a verified access token.
@@ -32,6 +34,7 @@ type Principal struct {
 	SessionID uuid.UUID
 	TokenID   uuid.UUID
 	Roles     []string
+	Email     string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	Issuer    string
@@ -72,6 +75,10 @@ func (a *AccessTokens) TTL() time.Duration { return a.ttl }
 
 // Issue signs an access token for user in session sid, valid from now.
 func (a *AccessTokens) Issue(userID, sid uuid.UUID, roles []string, now time.Time) (string, Principal, error) {
+	return a.issue(userID, sid, "", roles, now)
+}
+
+func (a *AccessTokens) issue(userID, sid uuid.UUID, email string, roles []string, now time.Time) (string, Principal, error) {
 	if roles == nil {
 		roles = []string{}
 	}
@@ -90,6 +97,7 @@ func (a *AccessTokens) Issue(userID, sid uuid.UUID, roles []string, now time.Tim
 		},
 		SessionID: sid.String(),
 		Roles:     roles,
+		Email:     email,
 	}
 	t := jwt.NewWithClaims(a.method, claims)
 	t.Header["typ"] = AccessTokenType
@@ -99,7 +107,7 @@ func (a *AccessTokens) Issue(userID, sid uuid.UUID, roles []string, now time.Tim
 		return "", Principal{}, fmt.Errorf("sign access token: %w", err)
 	}
 	return signed, Principal{
-		UserID: userID, SessionID: sid, TokenID: jti, Roles: roles,
+		UserID: userID, SessionID: sid, TokenID: jti, Roles: roles, Email: email,
 		IssuedAt: now, ExpiresAt: exp, Issuer: a.issuer, Audience: []string{a.audience},
 	}, nil
 }
@@ -168,7 +176,7 @@ func principalOf(c *AccessClaims) (Principal, error) {
 		roles = []string{}
 	}
 	return Principal{
-		UserID: sub, SessionID: sid, TokenID: jti, Roles: roles,
+		UserID: sub, SessionID: sid, TokenID: jti, Roles: roles, Email: c.Email,
 		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time,
 		Issuer: c.Issuer, Audience: c.Audience,
 	}, nil

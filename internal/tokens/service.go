@@ -190,7 +190,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 
 // pair signs an access token and assembles the token response.
 func (s *Service) pair(u User, sid uuid.UUID, refresh string, refreshExp, now time.Time) (TokenPair, error) {
-	at, p, err := s.access.Issue(u.ID, sid, u.Roles, now)
+	at, p, err := s.access.issue(u.ID, sid, u.Email, u.Roles, now)
 	if err != nil {
 		return TokenPair{}, err
 	}

@@ -1,0 +1,294 @@
+// Command server runs Rotor: `server` (or `server serve`) serves HTTP,
+// `server migrate up|down|status` manages the schema, and
+// `server keygen [ed25519|es256|secret]` prints a fresh key.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rotorauth/rotor/internal/api"
+	"github.com/rotorauth/rotor/internal/password"
+	"github.com/rotorauth/rotor/internal/store/memory"
+	"github.com/rotorauth/rotor/internal/store/postgres"
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  server [serve]                       run the HTTP server (configuration from the environment)
+  server migrate up|down|status        manage the database schema (DATABASE_URL)
+  server keygen [ed25519|es256|secret] print a fresh PKCS#8 key for JWT_KEYS, or a secret for TOKEN_SECRET/JWT_SECRET`
+
+// run is the whole program; main only wires the process to it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := ""
+	if len(args) > 1 {
+		cmd = args[1]
+	}
+	switch cmd {
+	case "", "serve":
+		return serve(ctx, getenv, stdout, stderr)
+	case "migrate":
+		if len(args) != 3 {
+			return errors.New(usage)
+		}
+		return migrate(ctx, getenv, args[2], stdout)
+	case "keygen":
+		kind := "ed25519"
+		if len(args) > 2 {
+			kind = args[2]
+		}
+		return keygen(kind, stdout)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+func keygen(kind string, w io.Writer) error {
+	alg := map[string]string{"ed25519": tokens.AlgEdDSA, "es256": tokens.AlgES256}[strings.ToLower(kind)]
+	if kind == "secret" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(w, base64.RawURLEncoding.EncodeToString(b))
+		return err
+	}
+	if alg == "" {
+		return fmt.Errorf("keygen: unknown kind %q (use ed25519, es256 or secret)", kind)
+	}
+	der, err := tokens.GeneratePrivateKeyDER(alg)
+	if err != nil {
+		return err
+	}
+	return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func migrate(ctx context.Context, getenv func(string) string, dir string, stdout io.Writer) error {
+	url := getenv("DATABASE_URL")
+	if url == "" {
+		return errors.New("DATABASE_URL: required for migrate")
+	}
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx, dir, func(line string) { fmt.Fprintln(stdout, line) }); err != nil {
+		return fmt.Errorf("migrate %s: %w", dir, err)
+	}
+	if dir != "status" {
+		fmt.Fprintf(stdout, "migrate %s: done\n", dir)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(requestIDHandler{h})
+}
+
+// requestIDHandler adds the request id of the context to every record.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := api.RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(a)}
+}
+
+func (h requestIDHandler) WithGroup(n string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(n)}
+}
+
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("bad configuration:\n%w", err)
+	}
+	log := newLogger(cfg, stderr)
+	warn := func(msg string) { log.Warn(msg) }
+
+	var store tokens.Store
+	var pg *postgres.Store
+	if cfg.DatabaseURL == "" {
+		log.Warn("DATABASE_URL is not set: using the IN-MEMORY store; every user and session is lost when the process exits")
+		store = memory.New()
+	} else {
+		if pg, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+			return fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		defer pg.Close()
+		if err := pg.Migrate(ctx, "up", nil); err != nil {
+			return fmt.Errorf("migrate up: %w", err)
+		}
+		store = pg
+	}
+	keys, err := cfg.keySet(warn)
+	if err != nil {
+		return err
+	}
+	secret := cfg.TokenSecret
+	if len(secret) == 0 {
+		warn("no TOKEN_SECRET: generated one for this process only; refresh tokens die with it")
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
+	}
+	svc, err := tokens.NewService(store, password.Argon2id{Params: password.OWASP}, tokens.Config{
+		Issuer: cfg.Issuer, Audience: cfg.Audience,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, SessionMaxLifetime: cfg.SessionMaxLifetime,
+		ReuseGrace: cfg.ReuseGrace, Keys: keys, TokenSecret: secret,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.BootstrapEmail != "" {
+		created, err := svc.EnsureUser(ctx, cfg.BootstrapEmail, cfg.BootstrapPassword, []string{"admin"})
+		if err != nil {
+			return fmt.Errorf("BOOTSTRAP_ADMIN_EMAIL: %w", err)
+		}
+		if created {
+			log.Info("bootstrap admin created")
+		}
+	}
+	if err := svc.FullSyncRevocations(ctx); err != nil {
+		return fmt.Errorf("load revocations: %w", err)
+	}
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	if pg != nil {
+		go pg.Listen(bg, func() {
+			if err := svc.SyncRevocations(bg); err != nil && bg.Err() == nil {
+				log.Warn("revocation sync failed", "err", err.Error())
+			}
+		}, func(err error) { log.Warn("revocation listener lost its connection; reconnecting", "err", err.Error()) })
+	}
+	go every(bg, 30*time.Second, func() {
+		if err := svc.FullSyncRevocations(bg); err != nil && bg.Err() == nil {
+			log.Warn("periodic revocation resync failed", "err", err.Error())
+		}
+	})
+	go every(bg, 5*time.Minute, func() {
+		if n, err := svc.Purge(bg, 500); err != nil && bg.Err() == nil {
+			log.Warn("purge failed", "err", err.Error())
+		} else if n > 0 {
+			log.Info("purged expired rows", "rows", n)
+		}
+	})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := api.NewHandler(svc, log, api.Options{
+		SignupEnabled: cfg.SignupEnabled, RefreshCookie: cfg.RefreshCookie,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins, LoginRateLimit: cfg.LoginRateLimit,
+		TrustedProxies: cfg.TrustedProxies, QuietAccessLog: cfg.QuietAccessLog, Registry: reg,
+	})
+	srv := newHTTPServer(handler, log)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		msrv := newHTTPServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+		go msrv.Serve(mln) //nolint:errcheck // closed on shutdown below
+		defer msrv.Close()
+	}
+	store_ := "memory"
+	if pg != nil {
+		store_ = "postgres"
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "store", store_, "alg", keys.Alg(), "kid", keys.SigningKID())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// newHTTPServer sets every timeout, so slow clients cannot hold
+// connections, and a header limit, so header floods get 431.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}

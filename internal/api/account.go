@@ -1,0 +1,162 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+type userJSON struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Roles     []string  `json:"roles"`
+	Disabled  *bool     `json:"disabled,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func userView(u tokens.User, withDisabled bool) userJSON {
+	v := userJSON{ID: u.ID.String(), Email: u.Email, Roles: u.Roles, CreatedAt: u.CreatedAt.UTC()}
+	if v.Roles == nil {
+		v.Roles = []string{}
+	}
+	if withDisabled {
+		d := u.Disabled
+		v.Disabled = &d
+	}
+	return v
+}
+
+type signupRequest struct {
+	Email    string   `json:"email"`
+	Password string   `json:"password"`
+	Roles    []string `json:"roles"` // admin endpoint only
+}
+
+func (s *server) handleSignup(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.SignupEnabled {
+		writeError(w, r, s.log, &httpError{status: http.StatusForbidden, code: codeAccessDenied, msg: "sign-up is disabled"})
+		return
+	}
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if _, err := decodeBody(w, r, &req, false, false); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	u, err := s.svc.Signup(r.Context(), req.Email, req.Password, nil)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, userView(u, false))
+}
+
+func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct {
+		ID        string   `json:"id"`
+		Email     string   `json:"email"`
+		Roles     []string `json:"roles"`
+		SessionID string   `json:"session_id"`
+	}{p.UserID.String(), p.Email, p.Roles, p.SessionID.String()})
+}
+
+type sessionJSON struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	UserAgent  string    `json:"user_agent"`
+	IP         string    `json:"ip"`
+	Current    bool      `json:"current"`
+}
+
+func sessionsView(list []tokens.Session, current uuid.UUID) []sessionJSON {
+	out := make([]sessionJSON, 0, len(list))
+	for _, s := range list {
+		out = append(out, sessionJSON{
+			ID: s.ID.String(), CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
+			UserAgent: s.UserAgent, IP: s.IP, Current: s.ID == current,
+		})
+	}
+	return out
+}
+
+func (s *server) handleSessions(w http.ResponseWriter, r *http.Request) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	list, err := s.svc.Sessions(r.Context(), p.UserID)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, sessionsView(list, p.SessionID))
+}
+
+// pathID parses the {id} path variable.
+func pathID(r *http.Request, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(mux.Vars(r)["id"])
+	if err != nil {
+		return uuid.Nil, badRequest(what + " id must be a UUID")
+	}
+	return id, nil
+}
+
+func (s *server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	id, err := pathID(r, "session")
+	if err == nil {
+		err = s.svc.RevokeOwnSession(r.Context(), p, id, s.client(r))
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.metrics.revocations.WithLabelValues(tokens.ReasonUserRevoked).Inc()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) handlePassword(w http.ResponseWriter, r *http.Request) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if _, err := decodeBody(w, r, &req, false, false); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.Current == "" || req.New == "" {
+		writeError(w, r, s.log, badRequest("current_password and new_password are required"))
+		return
+	}
+	if err := s.svc.ChangePassword(r.Context(), p, req.Current, req.New, s.client(r)); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.metrics.revocations.WithLabelValues(tokens.ReasonPasswordChange).Inc()
+	w.WriteHeader(http.StatusNoContent)
+}

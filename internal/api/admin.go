@@ -1,0 +1,160 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+func (s *server) handleAdminCreateUser(w http.ResponseWriter, r *http.Request, _ tokens.Principal) {
+	var req signupRequest
+	if _, err := decodeBody(w, r, &req, false, false); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	u, err := s.svc.Signup(r.Context(), req.Email, req.Password, req.Roles)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, userView(u, true))
+}
+
+func (s *server) handleAdminFindUser(w http.ResponseWriter, r *http.Request, _ tokens.Principal) {
+	email := r.URL.Query().Get("email")
+	if email == "" {
+		writeError(w, r, s.log, badRequest("the email query parameter is required"))
+		return
+	}
+	u, err := s.svc.FindUser(r.Context(), email)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, userView(u, true))
+}
+
+func (s *server) handleAdminUpdateUser(w http.ResponseWriter, r *http.Request, admin tokens.Principal) {
+	id, err := pathID(r, "user")
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	var req struct {
+		Disabled *bool     `json:"disabled"`
+		Roles    *[]string `json:"roles"`
+	}
+	if _, err := decodeBody(w, r, &req, false, false); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.Disabled == nil && req.Roles == nil {
+		writeError(w, r, s.log, badRequest("give disabled, roles or both"))
+		return
+	}
+	u, err := s.svc.UpdateUser(r.Context(), admin, id, req.Disabled, req.Roles, s.client(r))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.Disabled != nil && *req.Disabled {
+		s.metrics.revocations.WithLabelValues(tokens.ReasonUserDisabled).Inc()
+	}
+	writeJSON(w, http.StatusOK, userView(u, true))
+}
+
+func (s *server) handleAdminUserSessions(w http.ResponseWriter, r *http.Request, _ tokens.Principal) {
+	id, err := pathID(r, "user")
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if _, err := s.svc.User(r.Context(), id); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	list, err := s.svc.Sessions(r.Context(), id)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionsView(list, uuid.Nil))
+}
+
+func (s *server) handleAdminRevokeUserSessions(w http.ResponseWriter, r *http.Request, admin tokens.Principal) {
+	id, err := pathID(r, "user")
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	n, err := s.svc.RevokeUserSessions(r.Context(), admin, id, s.client(r))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.metrics.revocations.WithLabelValues(tokens.ReasonAdmin).Add(float64(n))
+	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
+}
+
+func (s *server) handleAdminRevokeSession(w http.ResponseWriter, r *http.Request, admin tokens.Principal) {
+	id, err := pathID(r, "session")
+	if err == nil {
+		err = s.svc.RevokeSession(r.Context(), admin, id, s.client(r))
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.metrics.revocations.WithLabelValues(tokens.ReasonAdmin).Inc()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type auditJSON struct {
+	ID        int64             `json:"id"`
+	At        time.Time         `json:"at"`
+	Kind      string            `json:"kind"`
+	UserID    *uuid.UUID        `json:"user_id"`
+	SessionID *uuid.UUID        `json:"session_id"`
+	IP        string            `json:"ip"`
+	Detail    map[string]string `json:"detail"`
+}
+
+func (s *server) handleAdminAudit(w http.ResponseWriter, r *http.Request, _ tokens.Principal) {
+	q := r.URL.Query()
+	var userID uuid.UUID
+	if v := q.Get("user_id"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			writeError(w, r, s.log, badRequest("user_id must be a UUID"))
+			return
+		}
+		userID = id
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, r, s.log, badRequest("limit must be an integer from 1 to 1000"))
+			return
+		}
+		limit = n
+	}
+	evs, err := s.svc.Audit(r.Context(), userID, limit)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	out := make([]auditJSON, 0, len(evs))
+	for _, ev := range evs {
+		d := ev.Detail
+		if d == nil {
+			d = map[string]string{}
+		}
+		out = append(out, auditJSON{ID: ev.ID, At: ev.At.UTC(), Kind: ev.Kind, UserID: ev.UserID, SessionID: ev.SessionID, IP: ev.IP, Detail: d})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

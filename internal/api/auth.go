@@ -1,0 +1,66 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+// bearer returns the access token of the Authorization header, "" if the
+// header is absent. Tokens in URLs are never accepted.
+func bearer(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", nil
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", tokens.ErrInvalidToken)
+	}
+	return strings.TrimSpace(tok), nil
+}
+
+// authenticate checks the request's access token (signature, claims and
+// the in-memory denylist; never the database).
+func (s *server) authenticate(r *http.Request) (tokens.Principal, error) {
+	tok, err := bearer(r)
+	if err != nil {
+		return tokens.Principal{}, err
+	}
+	if tok == "" {
+		return tokens.Principal{}, fmt.Errorf("%w: an access token is required", tokens.ErrInvalidToken)
+	}
+	return s.svc.Authenticate(tok)
+}
+
+// withRole authenticates and requires one of roles.
+func (s *server) withRole(r *http.Request, roles ...string) (tokens.Principal, error) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		return p, err
+	}
+	if !tokens.HasRole(p.Roles, roles...) {
+		return p, tokens.ErrForbidden
+	}
+	return p, nil
+}
+
+type principalHandler func(w http.ResponseWriter, r *http.Request, p tokens.Principal)
+
+// admin wraps a handler that needs the admin role.
+func (s *server) admin(h principalHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.withRole(r, "admin")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+func (s *server) client(r *http.Request) tokens.ClientInfo {
+	return tokens.ClientInfo{UserAgent: r.UserAgent(), IP: s.clientIP(r)}
+}

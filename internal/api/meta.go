@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+func (s *server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, map[string]any{"keys": s.svc.Keys().JWKS()})
+}
+
+// handleMetadata serves RFC 8414 authorization server metadata. Endpoint
+// URLs are built on JWT_ISSUER, which must be the public base URL.
+func (s *server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                           s.issuer,
+		"token_endpoint":                                   s.issuer + "/token",
+		"revocation_endpoint":                              s.issuer + "/revoke",
+		"introspection_endpoint":                           s.issuer + "/introspect",
+		"jwks_uri":                                         s.issuer + "/.well-known/jwks.json",
+		"grant_types_supported":                            []string{"password", "refresh_token"},
+		"response_types_supported":                         []string{},
+		"token_endpoint_auth_methods_supported":            []string{"none"},
+		"revocation_endpoint_auth_methods_supported":       []string{"none"},
+		"introspection_endpoint_auth_methods_supported":    []string{"bearer"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{s.svc.Keys().Alg()},
+	})
+}
+
+func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.svc.Ping(ctx); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: codeUnavailable, Description: "not ready: the database is unreachable or migrations are pending"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type revocationEntry struct {
+	ID    string    `json:"-"`
+	Sid   string    `json:"sid,omitempty"`
+	Jti   string    `json:"jti,omitempty"`
+	Until time.Time `json:"until"`
+}
+
+// handleRevocations is the feed resource servers poll to keep their own
+// denylist: every unexpired entry newer than since, and the cursor to pass
+// next time.
+func (s *server) handleRevocations(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.withRole(r, "admin", "introspect"); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	var since int64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, r, s.log, badRequest("since must be a cursor returned by this endpoint (a non-negative integer)"))
+			return
+		}
+		since = n
+	}
+	revs, err := s.svc.Revocations(r.Context(), since)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	resp := struct {
+		Cursor   string            `json:"cursor"`
+		Sessions []revocationEntry `json:"sessions"`
+		Tokens   []revocationEntry `json:"tokens"`
+	}{Cursor: strconv.FormatInt(since, 10), Sessions: []revocationEntry{}, Tokens: []revocationEntry{}}
+	for _, rv := range revs {
+		if rv.Kind == tokens.RevokeSession {
+			resp.Sessions = append(resp.Sessions, revocationEntry{Sid: rv.Subject.String(), Until: rv.Until.UTC()})
+		} else {
+			resp.Tokens = append(resp.Tokens, revocationEntry{Jti: rv.Subject.String(), Until: rv.Until.UTC()})
+		}
+		if rv.ID > since {
+			resp.Cursor = strconv.FormatInt(rv.ID, 10)
+			since = rv.ID
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, resp)
+}

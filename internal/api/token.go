@@ -1,0 +1,314 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+// tokenRequest is the body of POST /token and POST /refresh, as JSON or
+// as an RFC 6749 form. scope and client_id are accepted and ignored.
+type tokenRequest struct {
+	GrantType    string `json:"grant_type"`
+	Username     string `json:"username"`
+	Password     string `json:"password"`
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope"`
+	ClientID     string `json:"client_id"`
+}
+
+type tokenResponse struct {
+	AccessToken           string `json:"access_token"`
+	TokenType             string `json:"token_type"`
+	ExpiresIn             int64  `json:"expires_in"`
+	RefreshToken          string `json:"refresh_token,omitempty"`
+	RefreshTokenExpiresIn int64  `json:"refresh_token_expires_in"`
+	SessionID             string `json:"session_id"`
+}
+
+func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
+	var req tokenRequest
+	form, err := decodeBody(w, r, &req, true, false)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	grant := req.GrantType
+	if grant == "" && !form {
+		grant = "password" // the JSON shorthand {username, password}
+		if req.RefreshToken != "" && req.Username == "" {
+			grant = "refresh_token"
+		}
+	}
+	switch grant {
+	case "password":
+		s.login(w, r, req)
+	case "refresh_token":
+		s.refresh(w, r, req.RefreshToken, false)
+	case "":
+		writeError(w, r, s.log, badRequest("grant_type is required"))
+	default:
+		writeError(w, r, s.log, &httpError{status: http.StatusBadRequest, code: codeUnsupportedGrantType,
+			msg: "grant_type must be password or refresh_token"})
+	}
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request, req tokenRequest) {
+	if req.Username == "" || req.Password == "" {
+		writeError(w, r, s.log, badRequest("username and password are required"))
+		return
+	}
+	now := time.Now()
+	ip := s.clientIP(r)
+	account := req.Username
+	if norm, err := tokens.NormalizeEmail(req.Username); err == nil {
+		account = norm
+	}
+	okIP, waitIP := s.ipLimit.allow("ip:"+ip, now)
+	okAcct, waitAcct := s.acctLimit.allow("acct:"+account, now)
+	if !okIP || !okAcct {
+		limit := "login_ip"
+		if !okAcct {
+			limit = "login_account"
+		}
+		s.metrics.rateLimited.WithLabelValues(limit).Inc()
+		writeError(w, r, s.log, &httpError{status: http.StatusTooManyRequests, code: codeTooManyRequests,
+			msg: "too many login attempts; retry later", retryAfter: retryAfterSeconds(max(waitIP, waitAcct))})
+		return
+	}
+	pair, err := s.svc.Login(r.Context(), req.Username, req.Password, s.client(r))
+	if err != nil {
+		if errors.Is(err, tokens.ErrInvalidGrant) {
+			s.metrics.loginFailed.Inc()
+		}
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.writeTokens(w, pair)
+}
+
+func (s *server) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	var req tokenRequest
+	if _, err := decodeBody(w, r, &req, true, true); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.GrantType != "" && req.GrantType != "refresh_token" {
+		writeError(w, r, s.log, &httpError{status: http.StatusBadRequest, code: codeUnsupportedGrantType,
+			msg: "POST /refresh takes only grant_type=refresh_token"})
+		return
+	}
+	if req.Username != "" || req.Password != "" {
+		writeError(w, r, s.log, badRequest("POST /refresh takes a refresh_token, not credentials"))
+		return
+	}
+	s.refresh(w, r, req.RefreshToken, true)
+}
+
+// refresh rotates the token from the body, or in browser mode from the
+// cookie, which then must come with an allowed Origin (CSRF defence).
+func (s *server) refresh(w http.ResponseWriter, r *http.Request, token string, cookieOK bool) {
+	if token == "" && cookieOK {
+		var err error
+		if token, err = s.cookieToken(r); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+	}
+	if token == "" {
+		writeError(w, r, s.log, badRequest("refresh_token is required"))
+		return
+	}
+	ip := s.clientIP(r)
+	if ok, wait := s.refreshLimit.peek("ip:"+ip, time.Now()); !ok {
+		s.metrics.rateLimited.WithLabelValues("refresh_failures_ip").Inc()
+		writeError(w, r, s.log, &httpError{status: http.StatusTooManyRequests, code: codeTooManyRequests,
+			msg: "too many failed refresh attempts; retry later", retryAfter: retryAfterSeconds(wait)})
+		return
+	}
+	pair, err := s.svc.Refresh(r.Context(), token, s.client(r))
+	if err != nil {
+		if errors.Is(err, tokens.ErrInvalidGrant) {
+			s.refreshLimit.allow("ip:"+ip, time.Now()) // count the failure
+		}
+		if tokens.IsReuse(err) {
+			s.metrics.reuse.Inc()
+			s.metrics.revocations.WithLabelValues(tokens.ReasonReuseDetected).Inc()
+			s.clearCookie(w)
+		}
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.metrics.rotations.WithLabelValues("ok").Inc()
+	s.writeTokens(w, pair)
+}
+
+// cookieToken returns the browser-mode refresh cookie, "" if there is none,
+// and refuses it without an allowed Origin.
+func (s *server) cookieToken(r *http.Request) (string, error) {
+	if !s.opts.RefreshCookie {
+		return "", nil
+	}
+	c, err := r.Cookie(RefreshCookieName)
+	if err != nil || c.Value == "" {
+		return "", nil
+	}
+	if origin := r.Header.Get("Origin"); origin == "" || !s.originAllowed(origin) {
+		return "", &httpError{status: http.StatusForbidden, code: codeAccessDenied,
+			msg: "a cookie-authenticated request needs an Origin listed in CORS_ALLOWED_ORIGINS"}
+	}
+	return c.Value, nil
+}
+
+func (s *server) writeTokens(w http.ResponseWriter, p tokens.TokenPair) {
+	resp := tokenResponse{
+		AccessToken: p.AccessToken, TokenType: "Bearer", ExpiresIn: p.ExpiresIn,
+		RefreshToken: p.RefreshToken, RefreshTokenExpiresIn: p.RefreshExpiresIn,
+		SessionID: p.SessionID.String(),
+	}
+	if s.opts.RefreshCookie {
+		http.SetCookie(w, &http.Cookie{
+			Name: RefreshCookieName, Value: p.RefreshToken, Path: "/",
+			MaxAge: int(p.RefreshExpiresIn), HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
+		})
+		resp.RefreshToken = ""
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *server) clearCookie(w http.ResponseWriter) {
+	if s.opts.RefreshCookie {
+		http.SetCookie(w, &http.Cookie{Name: RefreshCookieName, Value: "", Path: "/", MaxAge: -1,
+			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	}
+}
+
+// logoutRequest is the optional body of POST /logout.
+type logoutRequest struct {
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope"`
+}
+
+func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	var req logoutRequest
+	if _, err := decodeBody(w, r, &req, false, true); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.Scope != "" && req.Scope != "global" && req.Scope != "session" {
+		writeError(w, r, s.log, badRequest(`scope must be "global" or "session"`))
+		return
+	}
+	lr := tokens.LogoutRequest{RefreshToken: req.RefreshToken, Global: req.Scope == "global", Client: s.client(r)}
+	if tok, err := bearer(r); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	} else if tok != "" {
+		p, err := s.svc.Authenticate(tok)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		lr.Principal = &p
+	}
+	if lr.RefreshToken == "" {
+		tok, err := s.cookieToken(r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		lr.RefreshToken = tok
+	}
+	if lr.Principal == nil && lr.RefreshToken == "" {
+		writeError(w, r, s.log, s.missingToken())
+		return
+	}
+	if err := s.svc.Logout(r.Context(), lr); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	reason := tokens.ReasonLogout
+	if lr.Global {
+		reason = tokens.ReasonLogoutAll
+	}
+	s.metrics.revocations.WithLabelValues(reason).Inc()
+	s.clearCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) missingToken() error {
+	return &httpError{status: http.StatusUnauthorized, code: codeInvalidToken,
+		msg: "an access token (Authorization: Bearer) or a refresh token is required"}
+}
+
+// revokeRequest is RFC 7009's request, as a form or JSON.
+type revokeRequest struct {
+	Token         string `json:"token"`
+	TokenTypeHint string `json:"token_type_hint"`
+	ClientID      string `json:"client_id"`
+}
+
+func (s *server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	var req revokeRequest
+	if _, err := decodeBody(w, r, &req, true, false); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.Token == "" {
+		writeError(w, r, s.log, badRequest("token is required"))
+		return
+	}
+	if err := s.svc.RevokeToken(r.Context(), req.Token, req.TokenTypeHint, s.client(r)); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.metrics.revocations.WithLabelValues(tokens.ReasonRevokeEndpoint).Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// introspection is RFC 7662's response for an active token; an inactive one
+// is {"active": false} and nothing more.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Sub       string   `json:"sub,omitempty"`
+	Sid       string   `json:"sid,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Roles     []string `json:"roles"`
+	TokenType string   `json:"token_type,omitempty"`
+}
+
+func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.withRole(r, "admin", "introspect"); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	var req revokeRequest
+	if _, err := decodeBody(w, r, &req, true, false); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if req.Token == "" {
+		writeError(w, r, s.log, badRequest("token is required"))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	p, ok := s.svc.Introspect(req.Token)
+	if !ok {
+		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, introspection{
+		Active: true, Sub: p.UserID.String(), Sid: p.SessionID.String(), Jti: p.TokenID.String(),
+		Exp: p.ExpiresAt.Unix(), Iat: p.IssuedAt.Unix(), Iss: p.Issuer, Aud: p.Audience,
+		Roles: p.Roles, TokenType: "access_token",
+	})
+}
