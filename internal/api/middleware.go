@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
 )
 
 type ctxKey int
