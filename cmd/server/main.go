@@ -124,25 +124,7 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "text" {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(requestIDHandler{h})
-}
-
-// requestIDHandler adds the request id of the context to every record.
-type requestIDHandler struct{ slog.Handler }
-
-func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := api.RequestID(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h requestIDHandler) WithAttrs(a []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(a)}
-}
-
-func (h requestIDHandler) WithGroup(n string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(n)}
+	return slog.New(h)
 }
 
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {

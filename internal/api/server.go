@@ -50,7 +50,7 @@ func NewHandler(svc *tokens.Service, log *slog.Logger, opts Options) http.Handle
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &server{
-		svc: svc, log: log, opts: opts,
+		svc: svc, log: slog.New(requestIDHandler{log.Handler()}), opts: opts,
 		metrics:   newMetrics(opts.Registry),
 		ipLimit:   newLimiter(opts.LoginRateLimit),
 		acctLimit: newLimiter(opts.LoginRateLimit),
