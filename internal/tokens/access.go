@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -195,4 +196,26 @@ func reasonOf(err error) string {
 	default:
 		return "token is not valid"
 	}
+}
+
+// UnmarshalJSON refuses exp, nbf and iat that are not JSON numbers. RFC 7519
+// §2 defines a NumericDate as a JSON numeric value, but golang-jwt decodes
+// through json.Number, which also takes a quoted string such as "1767225600".
+// Both decodes below match member names the same way (last duplicate wins).
+func (c *AccessClaims) UnmarshalJSON(b []byte) error {
+	var dates struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &dates); err != nil {
+		return err
+	}
+	for _, d := range [][]byte{dates.Exp, dates.Nbf, dates.Iat} {
+		if len(d) > 0 && d[0] == '"' {
+			return errors.New("exp, nbf and iat must be JSON numbers")
+		}
+	}
+	type plain AccessClaims // without this method
+	return json.Unmarshal(b, (*plain)(c))
 }

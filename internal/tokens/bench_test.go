@@ -1,0 +1,85 @@
+package tokens_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+func BenchmarkIssue(b *testing.B) {
+	for _, alg := range allAlgs {
+		b.Run(alg, func(b *testing.B) {
+			f := newFixture(b, alg)
+			user, sid, roles := uuid.New(), uuid.New(), []string{"admin"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := f.at.Issue(user, sid, roles, t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, alg := range allAlgs {
+		b.Run(alg, func(b *testing.B) {
+			f := newFixture(b, alg)
+			tok := f.issue(b, "admin")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.at.Verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRefreshNew(b *testing.B) {
+	c := newCodec(b, secretA)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.New(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRefreshMatches(b *testing.B) {
+	c := newCodec(b, secretA)
+	r := newRefresh(b, c)
+	p, err := c.Parse(r.Token)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !c.Matches(p, r.VerifierHash) {
+			b.Fatal("no match")
+		}
+	}
+}
+
+func BenchmarkDenylistDenied(b *testing.B) {
+	d := tokens.NewDenylist()
+	for i := range 10_000 {
+		kind := tokens.RevokeSession
+		if i%2 == 0 {
+			kind = tokens.RevokeToken
+		}
+		d.Add(tokens.Revocation{ID: int64(i + 1), Kind: kind, Subject: uuid.New(), Until: t0.Add(time.Hour)})
+	}
+	sid, jti := uuid.New(), uuid.New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if d.Denied(sid, jti, t0) {
+				b.Fatal("denied")
+			}
+		}
+	})
+}
