@@ -196,9 +196,11 @@ func (s *Service) Introspect(token string) (Principal, bool) {
 }
 
 // Revocations returns the unexpired denylist entries newer than since, for
-// resource servers that keep their own copy.
+// resource servers that keep their own copy. Like SyncRevocations it reads
+// cursorOverlap IDs below since again, so an entry that committed after a
+// higher ID is not missed; feed clients must treat entries as idempotent.
 func (s *Service) Revocations(ctx context.Context, since int64) ([]Revocation, error) {
-	return s.store.Revocations(ctx, since, s.now())
+	return s.store.Revocations(ctx, max(0, since-cursorOverlap), s.now())
 }
 
 func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

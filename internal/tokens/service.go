@@ -224,11 +224,17 @@ func (s *Service) User(ctx context.Context, id uuid.UUID) (User, error) {
 // Ping reports whether the store is reachable.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
+// cursorOverlap is how far below a cursor a sync reads again. Revocation IDs
+// are handed out before their transactions commit, so an entry can become
+// visible after one with a higher ID; re-reading the last IDs (adding an
+// entry twice is harmless) catches it without waiting for a full resync.
+const cursorOverlap = 256
+
 // SyncRevocations loads every unexpired revocation newer than the local
-// cursor into the denylist, and purges expired entries. Call it at start and
-// whenever a revocation notice arrives or a resync is due.
+// cursor (less cursorOverlap) into the denylist, and purges expired entries.
+// Call it whenever a revocation notice arrives.
 func (s *Service) SyncRevocations(ctx context.Context) error {
-	rs, err := s.store.Revocations(ctx, s.deny.Cursor(), s.now())
+	rs, err := s.store.Revocations(ctx, max(0, s.deny.Cursor()-cursorOverlap), s.now())
 	if err != nil {
 		return err
 	}
@@ -237,9 +243,8 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 	return nil
 }
 
-// FullSyncRevocations reloads every unexpired revocation, catching entries
-// whose notice was missed and whose ID is below the cursor (transactions
-// commit out of ID order).
+// FullSyncRevocations reloads every unexpired revocation: at start, and
+// periodically in case a notice was missed.
 func (s *Service) FullSyncRevocations(ctx context.Context) error {
 	rs, err := s.store.Revocations(ctx, 0, s.now())
 	if err != nil {

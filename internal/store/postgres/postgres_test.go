@@ -1,8 +1,13 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/rotorauth/rotor/internal/store/postgres"
 	"github.com/rotorauth/rotor/internal/store/postgres/pgtest"
@@ -32,4 +37,69 @@ func open(t testing.TB) *postgres.Store {
 func TestConformance(t *testing.T) {
 	s := open(t)
 	storetest.Run(t, func(*testing.T) tokens.Store { return s })
+}
+
+// TestKilledBetweenStatements kills the rotation's backend after the locking
+// read and before the writes, as a crashed process would leave it: the
+// transaction must roll back whole, and the client's retry must rotate
+// normally without a false reuse detection.
+func TestKilledBetweenStatements(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	f := storetest.NewFixture(t, s)
+	u := f.MustUser()
+	t0 := f.MustLogin(u)
+	before := f.Session(t0.SessionID)
+	killer, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close(ctx)
+	sel := storetest.Selector(t, t0.RefreshToken)
+	_, err = s.Refresh(ctx, sel, func(st tokens.RefreshState) (tokens.RefreshOutcome, error) {
+		// Every other backend of this database dies, ours among them.
+		if _, err := killer.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Errorf("terminate: %v", err)
+		}
+		now := f.Clock.Now()
+		succ := append([]byte{0xEE}, st.Token.Selector[1:]...)
+		return tokens.RefreshOutcome{Kind: tokens.OutcomeRotate, Now: now,
+			Successor: tokens.RefreshRecord{Selector: succ, SessionID: st.Session.ID, VerifierHash: st.Token.VerifierHash,
+				ParentSelector: st.Token.Selector, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+			Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}}, nil
+	})
+	if !errors.Is(err, tokens.ErrUnavailable) {
+		t.Fatalf("Refresh on a killed connection: %v, want unavailable", err)
+	}
+	after := f.Session(t0.SessionID)
+	if !bytes.Equal(after.Chain.ActiveSelector, before.Chain.ActiveSelector) || after.Chain.PrevSelector != nil {
+		t.Fatal("a rotation killed mid-way left a changed chain")
+	}
+	var tokensInSession int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM refresh_tokens WHERE session_id = $1`, t0.SessionID).Scan(&tokensInSession); err != nil {
+		t.Fatal(err)
+	}
+	if tokensInSession != 1 {
+		t.Fatalf("%d tokens in the session after a killed rotation, want 1", tokensInSession)
+	}
+	t1 := f.MustRefresh(t0.RefreshToken)
+	f.MustAuthenticate(t1.AccessToken)
+}
+
+// TestSchemaForbidsTwoChildren checks the database itself refuses a second
+// successor of one parent: successors are derived from their parent, so the
+// primary key makes a branch impossible.
+func TestSchemaForbidsTwoChildren(t *testing.T) {
+	s := open(t)
+	f := storetest.NewFixture(t, s)
+	t0 := f.MustLogin(f.MustUser())
+	t1 := f.MustRefresh(t0.RefreshToken)
+	_, err := s.Pool().Exec(context.Background(), `
+		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, parent_selector, created_at, expires_at)
+		VALUES ($1, $2, 'x', $3, now(), now())`,
+		storetest.Selector(t, t1.RefreshToken), t0.SessionID, storetest.Selector(t, t0.RefreshToken))
+	if err == nil {
+		t.Fatal("a second child with the derived selector was accepted")
+	}
 }
