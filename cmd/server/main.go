@@ -43,7 +43,9 @@ func main() {
 const usage = `usage:
   server [serve]                       run the HTTP server (configuration from the environment)
   server migrate up|down|status        manage the database schema (DATABASE_URL)
-  server keygen [ed25519|es256|secret] print a fresh PKCS#8 key for JWT_KEYS, or a secret for TOKEN_SECRET/JWT_SECRET`
+  server keygen [ed25519|es256|secret] print a fresh PKCS#8 key for JWT_KEYS, or a secret for TOKEN_SECRET/JWT_SECRET
+  server keygen [kind] --out FILE      write it to FILE (mode 0600) unless FILE exists
+  server healthcheck                   exit 0 if GET /readyz on HTTP_ADDR answers 200 (for container healthchecks)`
 
 // run is the whole program; main only wires the process to it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -60,11 +62,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return migrate(ctx, getenv, args[2], stdout)
 	case "keygen":
-		kind := "ed25519"
-		if len(args) > 2 {
-			kind = args[2]
+		kind, out := "ed25519", ""
+		rest := args[2:]
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			kind, rest = rest[0], rest[1:]
+		}
+		if len(rest) == 2 && rest[0] == "--out" {
+			out = rest[1]
+		} else if len(rest) != 0 {
+			return errors.New(usage)
+		}
+		if out != "" {
+			return keygenFile(kind, out, stdout)
 		}
 		return keygen(kind, stdout)
+	case "healthcheck":
+		return healthcheck(ctx, getenv)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -90,6 +103,53 @@ func keygen(kind string, w io.Writer) error {
 		return err
 	}
 	return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// keygenFile writes a fresh key to path unless a file is already there, so
+// a container can run it on every start.
+func keygenFile(kind, path string, stdout io.Writer) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		fmt.Fprintf(stdout, "keygen: %s exists; keeping it\n", path)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := keygen(kind, f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	fmt.Fprintf(stdout, "keygen: wrote %s\n", path)
+	return f.Close()
+}
+
+// healthcheck asks this machine's server for /readyz; distroless images have
+// no curl, so the binary checks itself.
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	addr := getenv("HTTP_ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /readyz answered %d", resp.StatusCode)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, getenv func(string) string, dir string, stdout io.Writer) error {
