@@ -83,4 +83,3 @@ func TestComposeCommandsOutsideDocker(t *testing.T) {
 		t.Fatal("healthcheck of nothing succeeded")
 	}
 }
-
