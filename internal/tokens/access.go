@@ -51,13 +51,14 @@ type AccessTokens struct {
 	now      func() time.Time
 	parser   *jwt.Parser
 	method   jwt.SigningMethod
+	cache    *verifyCache
 }
 
 // NewAccessTokens returns a signer and verifier for keys.
 func NewAccessTokens(keys *KeySet, issuer, audience string, ttl time.Duration, now func() time.Time) *AccessTokens {
 	return &AccessTokens{
 		keys: keys, issuer: issuer, audience: audience, ttl: ttl, now: now,
-		method: jwt.GetSigningMethod(keys.alg),
+		method: jwt.GetSigningMethod(keys.alg), cache: newVerifyCache(),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{keys.alg}),
 			jwt.WithIssuer(issuer),
@@ -123,16 +124,25 @@ func (a *AccessTokens) Verify(token string) (Principal, error) {
 	if len(token) > maxAccessTokenLen || strings.Count(token, ".") != 2 {
 		return Principal{}, ErrInvalidToken
 	}
+	if p, ok := a.cache.get(token, a.now()); ok {
+		return p, nil
+	}
+	p, err := a.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	a.cache.put(token, p)
+	return p, nil
+}
+
+// verify is Verify without the cache: the full signature and claims check.
+func (a *AccessTokens) verify(token string) (Principal, error) {
 	var claims AccessClaims
 	_, err := a.parser.ParseWithClaims(token, &claims, a.keyFor)
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, reasonOf(err))
 	}
-	p, err := principalOf(&claims)
-	if err != nil {
-		return Principal{}, err
-	}
-	return p, nil
+	return principalOf(&claims)
 }
 
 func (a *AccessTokens) keyFor(t *jwt.Token) (any, error) {
