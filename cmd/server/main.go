@@ -210,6 +210,22 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		store = pg
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if pg != nil {
+		storeLatency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rotor_store_duration_seconds", Help: "PostgreSQL store operation latency by operation and outcome.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"op", "outcome"})
+		reg.MustRegister(storeLatency)
+		pg.SetObserver(func(op string, d time.Duration, err error) {
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+			}
+			storeLatency.WithLabelValues(op, outcome).Observe(d.Seconds())
+		})
+	}
 	keys, err := cfg.keySet(warn)
 	if err != nil {
 		return err
@@ -265,8 +281,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 	})
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.NewHandler(svc, log, api.Options{
 		SignupEnabled: cfg.SignupEnabled, RefreshCookie: cfg.RefreshCookie,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins, LoginRateLimit: cfg.LoginRateLimit,

@@ -44,7 +44,8 @@ func (s *Store) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]token
 }
 
 // Revocations implements tokens.Store.
-func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, error) {
+func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ []tokens.Revocation, err error) {
+	defer s.timed("revocations", time.Now(), &err)
 	rows, err := s.pool.Query(ctx, `
 		SELECT id, kind, subject, until FROM revocations
 		WHERE id > $1 AND until > $2 ORDER BY id`, since, now)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,8 +25,21 @@ import (
 
 // Store is a tokens.Store on PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
-	url  string
+	pool    *pgxpool.Pool
+	url     string
+	observe func(op string, d time.Duration, err error)
+}
+
+// SetObserver makes the store report each operation's duration and error
+// (for the store-latency metric). Call it before use.
+func (s *Store) SetObserver(fn func(op string, d time.Duration, err error)) { s.observe = fn }
+
+// timed reports an operation started at start; use as
+// defer s.timed("op", time.Now(), &err).
+func (s *Store) timed(op string, start time.Time, err *error) {
+	if s.observe != nil {
+		s.observe(op, time.Since(start), *err)
+	}
 }
 
 var _ tokens.Store = (*Store)(nil)

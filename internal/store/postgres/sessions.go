@@ -30,10 +30,11 @@ func finishSession(s *tokens.Session, rotatedAt *time.Time) {
 // user row holds off a concurrent disable (its UPDATE waits for us, then its
 // revocation sees this session), and a disable that committed first makes
 // the CTE insert nothing.
-func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) error {
+func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (err error) {
+	defer s.timed("create_session", time.Now(), &err)
 	ss, t, ev := ns.Session, ns.Token, ns.Event
 	var n int
-	err := s.pool.QueryRow(ctx, `
+	err = s.pool.QueryRow(ctx, `
 		WITH u AS (
 			SELECT id FROM users WHERE id = $2 AND NOT disabled FOR SHARE
 		), s AS (
@@ -104,7 +105,8 @@ const sqlRotate = `
 // A failure anywhere leaves the transaction uncommitted: the connection is
 // then in a transaction or broken, and the pool destroys it on release, which
 // rolls the transaction back.
-func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) (_ []tokens.Revocation, err error) {
+	defer s.timed("refresh", time.Now(), &err)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, wrap(err)
@@ -238,7 +240,8 @@ func revokeSessions(ctx context.Context, tx pgx.Tx, r tokens.SessionRevocation) 
 
 // RevokeSessions implements tokens.Store: one statement, its own
 // transaction.
-func (s *Store) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) ([]tokens.Revocation, error) {
+func (s *Store) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) (_ []tokens.Revocation, err error) {
+	defer s.timed("revoke_sessions", time.Now(), &err)
 	var revs []tokens.Revocation
 	b := &pgx.Batch{}
 	queueRevoke(b, r, &revs)
@@ -249,14 +252,15 @@ func (s *Store) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) 
 }
 
 // DenyToken implements tokens.Store.
-func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (tokens.Revocation, error) {
+func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (_ tokens.Revocation, err error) {
+	defer s.timed("deny_token", time.Now(), &err)
 	detail := ev.Detail
 	if detail == nil {
 		detail = map[string]string{}
 	}
 	rev := tokens.Revocation{Kind: tokens.RevokeToken, Subject: jti, Until: until}
 	var n int
-	err := s.pool.QueryRow(ctx, `
+	err = s.pool.QueryRow(ctx, `
 		WITH d AS (
 			INSERT INTO revocations (kind, subject, until, created_at)
 			VALUES ('token', $1, $2, $3) RETURNING id

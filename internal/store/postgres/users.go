@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -35,7 +36,8 @@ func (s *Store) CreateUser(ctx context.Context, u tokens.User) error {
 }
 
 // UserByEmail implements tokens.Store.
-func (s *Store) UserByEmail(ctx context.Context, email string) (tokens.User, error) {
+func (s *Store) UserByEmail(ctx context.Context, email string) (_ tokens.User, err error) {
+	defer s.timed("user_by_email", time.Now(), &err)
 	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, email))
 }
 
@@ -48,7 +50,8 @@ func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (tokens.User, error)
 // separate statements of one transaction on purpose: the revocation must
 // take its snapshot after the user row is locked, so that a login that
 // committed while we waited for that lock is revoked too.
-func (s *Store) UpdateUser(ctx context.Context, up tokens.UserUpdate) (tokens.User, []tokens.Revocation, error) {
+func (s *Store) UpdateUser(ctx context.Context, up tokens.UserUpdate) (_ tokens.User, _ []tokens.Revocation, err error) {
+	defer s.timed("update_user", time.Now(), &err)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return tokens.User{}, nil, wrap(err)
