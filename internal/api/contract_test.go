@@ -1,0 +1,1184 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/uuid"
+
+	"github.com/rotorauth/rotor/internal/api"
+	"github.com/rotorauth/rotor/internal/store/memory"
+	"github.com/rotorauth/rotor/internal/store/storetest"
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+// ctSpecPath is openapi.yaml at the repository root, relative to this package.
+const ctSpecPath = "../../openapi.yaml"
+
+// ctUntestedStatuses are documented responses the contract test cannot
+// provoke, with the reason. Every other documented status must be hit.
+var ctUntestedStatuses = map[string]map[int]string{
+	"POST /introspect":           {500: "no store call: reachable only through a panic"},
+	"GET /me":                    {500: "no store call: reachable only through a panic"},
+	"GET /.well-known/jwks.json": {500: "no store call: reachable only through a panic"},
+	"GET /.well-known/oauth-authorization-server": {500: "no store call: reachable only through a panic"},
+	"GET /healthz": {500: "no store call: reachable only through a panic"},
+	"GET /readyz":  {500: "a failed Ping is a 503: reachable only through a panic"},
+	"GET /metrics": {500: "no store call: reachable only through a panic"},
+}
+
+// TestContractMatchesSource checks openapi.yaml against the source: the
+// route table of routes.go and the error codes of errors.go.
+func TestContractMatchesSource(t *testing.T) {
+	doc := ctLoadSpec(t)
+
+	routes := ctRouteTable(t)
+	ops := ctSpecOperations(doc)
+	for _, r := range routes {
+		if !ops[r] {
+			t.Errorf("routes.go serves %s but openapi.yaml does not describe it", r)
+		}
+	}
+	for op := range ops {
+		if !slices.Contains(routes, op) {
+			t.Errorf("openapi.yaml describes %s but routes.go does not serve it", op)
+		}
+	}
+
+	codes := ctErrorCodes(t)
+	var enum []string
+	for _, v := range doc.Components.Schemas["ErrorCode"].Value.Enum {
+		enum = append(enum, v.(string))
+	}
+	sort.Strings(codes)
+	sort.Strings(enum)
+	if !slices.Equal(codes, enum) {
+		t.Errorf("ErrorCode enum in openapi.yaml is %v; errors.go defines %v", enum, codes)
+	}
+}
+
+// TestContract serves the real handler and validates every request and
+// response of a tour of the API against openapi.yaml.
+func TestContract(t *testing.T) {
+	ctx := context.Background()
+	e := newContractEnv(t, ctLoadSpec(t))
+
+	store := &ctFaultyStore{Store: memory.New()}
+	keys, err := tokens.GenerateKeySet(tokens.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tokens.Config{
+		Issuer: "https://rotor.test", Audience: "rotor-test",
+		AccessTTL: 15 * time.Minute, RefreshTTL: 336 * time.Hour, SessionMaxLifetime: 720 * time.Hour,
+		ReuseGrace: 10 * time.Second, Keys: keys, TokenSecret: storetest.TestSecret,
+	}
+	svc, err := tokens.NewService(store, storetest.FastPasswords, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw = "correct horse battery"
+	const adminEmail = "admin@example.test"
+	if _, err := svc.EnsureUser(ctx, adminEmail, pw, []string{"admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Signup(ctx, "introspector@example.test", pw, []string{"introspect"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SyncRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(api.NewHandler(svc, logger, api.Options{SignupEnabled: true, LoginRateLimit: 0}))
+	defer srv.Close()
+	base := srv.URL
+
+	admin := e.login(t, base, adminEmail, pw)
+	intro := e.login(t, base, "introspector@example.test", pw)
+
+	t.Run("discovery and probes", func(t *testing.T) {
+		e.do(t, base, ctCall{method: "GET", path: "/healthz", status: 200})
+		e.do(t, base, ctCall{method: "GET", path: "/readyz", status: 200})
+		m := e.do(t, base, ctCall{method: "GET", path: "/metrics", status: 200})
+		if !bytes.Contains(m.body, []byte("rotor_http_requests_total")) {
+			t.Errorf("/metrics lacks rotor_http_requests_total")
+		}
+		var jwks struct {
+			Keys []map[string]string `json:"keys"`
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/.well-known/jwks.json", status: 200}).decode(t, &jwks)
+		if len(jwks.Keys) != 1 || jwks.Keys[0]["kid"] != keys.SigningKID() {
+			t.Errorf("JWKS = %v, want the signing key %s", jwks.Keys, keys.SigningKID())
+		}
+		var meta map[string]any
+		e.do(t, base, ctCall{method: "GET", path: "/.well-known/oauth-authorization-server", status: 200}).decode(t, &meta)
+		if meta["token_endpoint"] != "https://rotor.test/token" {
+			t.Errorf("token_endpoint = %v", meta["token_endpoint"])
+		}
+	})
+
+	const alice = "alice@example.test"
+	var aliceID string
+	t.Run("sign-up", func(t *testing.T) {
+		var u map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": alice, "password": pw}, status: 201}).decode(t, &u)
+		aliceID, _ = u["id"].(string)
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": "ALICE@example.test", "password": pw},
+			status: 409, code: "conflict"})
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": "not-an-email", "password": pw},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": "bob@example.test", "password": "short"},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": "eve@example.test", "password": pw, "roles": []string{"admin"}},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/users", raw: `{"email": "eve@example.test",`, ctype: "application/json",
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/users", raw: "email=eve@example.test", ctype: "text/plain",
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/users", raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+	})
+	if aliceID == "" {
+		t.Fatal("sign-up failed; the rest depends on it")
+	}
+
+	var aliceA ctTokens // alice's main session
+	t.Run("login", func(t *testing.T) {
+		aliceA = e.login(t, base, alice, pw)
+		formLogin := e.tokens(t, base, ctCall{method: "POST", path: "/token",
+			form: url.Values{"grant_type": {"password"}, "username": {alice}, "password": {pw}, "scope": {"openid"}}, status: 200})
+		e.tokens(t, base, ctCall{method: "POST", path: "/token",
+			form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {formLogin.RefreshToken}}, status: 200})
+		e.do(t, base, ctCall{method: "POST", path: "/token", body: ctObj{"username": alice, "password": "wrong password"},
+			status: 400, code: "invalid_grant"})
+		e.do(t, base, ctCall{method: "POST", path: "/token", body: ctObj{"username": "nobody@example.test", "password": pw},
+			status: 400, code: "invalid_grant"})
+		e.do(t, base, ctCall{method: "POST", path: "/token", body: ctObj{"refresh_token": "rt_unknown"},
+			status: 400, code: "invalid_grant"})
+		e.do(t, base, ctCall{method: "POST", path: "/token", body: ctObj{"username": alice},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/token", form: url.Values{"username": {alice}, "password": {pw}},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"client_credentials"}},
+			status: 400, code: "unsupported_grant_type", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/token", raw: "grant_type=password&grant_type=password", ctype: "application/x-www-form-urlencoded",
+			status: 400, code: "invalid_request", check: ctSpecUnchecked})
+		e.do(t, base, ctCall{method: "POST", path: "/token", raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+	})
+
+	t.Run("refresh", func(t *testing.T) {
+		s := e.login(t, base, alice, pw)
+		r1 := e.tokens(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": s.RefreshToken}, status: 200})
+		r2 := e.tokens(t, base, ctCall{method: "POST", path: "/refresh",
+			form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1.RefreshToken}}, status: 200})
+		again := e.tokens(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": r1.RefreshToken}, status: 200})
+		if again.RefreshToken != r2.RefreshToken {
+			t.Errorf("grace-window replay returned a different successor")
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", status: 400, code: "invalid_request"})
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": "rt_unknown"},
+			status: 400, code: "invalid_grant"})
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"grant_type": "password", "refresh_token": r2.RefreshToken},
+			status: 400, code: "unsupported_grant_type", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"username": alice, "password": pw},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+
+		// Reuse of an older ancestor revokes the session and its access tokens.
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": s.RefreshToken},
+			status: 400, code: "invalid_grant"})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: r2.AccessToken, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": r2.RefreshToken},
+			status: 400, code: "invalid_grant"})
+	})
+
+	var bob ctTokens
+	t.Run("account", func(t *testing.T) {
+		var me map[string]any
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: aliceA.AccessToken, status: 200}).decode(t, &me)
+		if me["id"] != aliceID || me["session_id"] != aliceA.SessionID {
+			t.Errorf("/me = %v", me)
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/me", status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "GET", path: "/me", auth: "Basic YWxpY2U6cHc=", status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: "not.a.jwt", status: 401, code: "invalid_token"})
+
+		var list []map[string]any
+		e.do(t, base, ctCall{method: "GET", path: "/sessions", token: aliceA.AccessToken, status: 200}).decode(t, &list)
+		current := 0
+		for _, s := range list {
+			if s["current"] == true {
+				current++
+				if s["id"] != aliceA.SessionID {
+					t.Errorf("current session is %v, want %s", s["id"], aliceA.SessionID)
+				}
+			}
+		}
+		if current != 1 || len(list) < 2 {
+			t.Errorf("GET /sessions = %d sessions, %d current; want >= 2 and 1", len(list), current)
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/sessions", status: 401, code: "invalid_token"})
+
+		other := e.login(t, base, alice, pw)
+		e.do(t, base, ctCall{method: "DELETE", path: "/sessions/" + other.SessionID, token: aliceA.AccessToken, status: 204})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: other.AccessToken, status: 401, code: "invalid_token"})
+
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": "bob@example.test", "password": pw}, status: 201})
+		bob = e.login(t, base, "bob@example.test", pw)
+		e.do(t, base, ctCall{method: "DELETE", path: "/sessions/" + bob.SessionID, token: aliceA.AccessToken,
+			status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/sessions/" + uuid.NewString(), token: aliceA.AccessToken,
+			status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/sessions/not-a-uuid", token: aliceA.AccessToken,
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "DELETE", path: "/sessions/" + bob.SessionID, status: 401, code: "invalid_token"})
+	})
+
+	t.Run("introspection", func(t *testing.T) {
+		var active map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", token: admin.AccessToken,
+			body: ctObj{"token": aliceA.AccessToken}, status: 200}).decode(t, &active)
+		if active["active"] != true || active["sid"] != aliceA.SessionID {
+			t.Errorf("introspection = %v", active)
+		}
+		var inactive map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", token: intro.AccessToken,
+			form: url.Values{"token": {"garbage"}, "token_type_hint": {"access_token"}}, status: 200}).decode(t, &inactive)
+		if len(inactive) != 1 || inactive["active"] != false {
+			t.Errorf("introspection of garbage = %v, want only active:false", inactive)
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", token: intro.AccessToken,
+			body: ctObj{"token": aliceA.RefreshToken}, status: 200})
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", token: aliceA.AccessToken,
+			body: ctObj{"token": aliceA.AccessToken}, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", body: ctObj{"token": aliceA.AccessToken},
+			status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", token: admin.AccessToken, body: ctObj{},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", token: admin.AccessToken, raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+	})
+
+	t.Run("password change", func(t *testing.T) {
+		const dora = "dora@example.test"
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": dora, "password": pw}, status: 201})
+		mine := e.login(t, base, dora, pw)
+		other := e.login(t, base, dora, pw)
+		e.do(t, base, ctCall{method: "POST", path: "/password", token: mine.AccessToken,
+			body:   ctObj{"current_password": "wrong password", "new_password": "another horse battery"},
+			status: 400, code: "invalid_grant"})
+		e.do(t, base, ctCall{method: "POST", path: "/password", token: mine.AccessToken,
+			body: ctObj{"current_password": pw}, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/password", body: ctObj{"current_password": pw, "new_password": "x"},
+			status: 401, code: "invalid_token", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/password", token: mine.AccessToken, raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+		e.do(t, base, ctCall{method: "POST", path: "/password", token: mine.AccessToken,
+			body: ctObj{"current_password": pw, "new_password": "another horse battery"}, status: 204})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: other.AccessToken, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: mine.AccessToken, status: 200})
+	})
+
+	t.Run("revoke and logout", func(t *testing.T) {
+		const frank = "frank@example.test"
+		e.do(t, base, ctCall{method: "POST", path: "/users", body: ctObj{"email": frank, "password": pw}, status: 201})
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", body: ctObj{"token": "rt_unknown"}, status: 200})
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", body: ctObj{"token": "not-a-token"}, status: 200})
+
+		s := e.login(t, base, frank, pw)
+		e.do(t, base, ctCall{method: "POST", path: "/revoke",
+			form: url.Values{"token": {s.RefreshToken}, "token_type_hint": {"refresh_token"}}, status: 200})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: s.AccessToken, status: 401, code: "invalid_token"})
+
+		s = e.login(t, base, frank, pw)
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", body: ctObj{"token": s.AccessToken, "token_type_hint": "access_token"}, status: 200})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: s.AccessToken, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", body: ctObj{}, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+
+		s = e.login(t, base, frank, pw)
+		e.do(t, base, ctCall{method: "POST", path: "/logout", token: s.AccessToken, status: 204})
+		e.do(t, base, ctCall{method: "POST", path: "/logout", token: s.AccessToken, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": s.RefreshToken},
+			status: 400, code: "invalid_grant"})
+
+		s = e.login(t, base, frank, pw)
+		e.do(t, base, ctCall{method: "POST", path: "/logout", body: ctObj{"refresh_token": s.RefreshToken}, status: 204})
+
+		s1 := e.login(t, base, frank, pw)
+		s2 := e.login(t, base, frank, pw)
+		e.do(t, base, ctCall{method: "POST", path: "/logout", token: s1.AccessToken, body: ctObj{"scope": "global"}, status: 204})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: s2.AccessToken, status: 401, code: "invalid_token"})
+
+		e.do(t, base, ctCall{method: "POST", path: "/logout", status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "POST", path: "/logout", body: ctObj{"refresh_token": "rt_unknown"},
+			status: 400, code: "invalid_grant"})
+		s = e.login(t, base, frank, pw)
+		e.do(t, base, ctCall{method: "POST", path: "/logout", token: s.AccessToken, body: ctObj{"refresh_token": bob.RefreshToken},
+			status: 400, code: "invalid_grant"})
+		e.do(t, base, ctCall{method: "POST", path: "/logout", token: s.AccessToken, body: ctObj{"scope": "everywhere"},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/logout", token: s.AccessToken, raw: "scope=global", ctype: "application/x-www-form-urlencoded",
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/logout", token: s.AccessToken, raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+	})
+
+	var carolID string
+	t.Run("admin", func(t *testing.T) {
+		const carol = "carol@example.test"
+		at := admin.AccessToken
+		var u map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/admin/users", token: at,
+			body: ctObj{"email": carol, "password": pw, "roles": []string{"introspect"}}, status: 201}).decode(t, &u)
+		carolID, _ = u["id"].(string)
+		if u["disabled"] != false {
+			t.Errorf("created user = %v", u)
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/admin/users", token: at, body: ctObj{"email": carol, "password": pw},
+			status: 409, code: "conflict"})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/users", token: at,
+			body:   ctObj{"email": "gus@example.test", "password": pw, "roles": []string{"Not A Role"}},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/users", token: aliceA.AccessToken, body: ctObj{"email": "gus@example.test", "password": pw},
+			status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/users", body: ctObj{"email": "gus@example.test", "password": pw},
+			status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/users", token: at, raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+
+		e.do(t, base, ctCall{method: "GET", path: "/admin/users?email=" + url.QueryEscape("Carol@Example.test"), token: at, status: 200})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/users?email=nobody%40example.test", token: at, status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/users", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/users?email=" + carol, token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/users?email=" + carol, status: 401, code: "invalid_token"})
+
+		carolS := e.login(t, base, carol, pw)
+		userPath := "/admin/users/" + carolID
+		e.do(t, base, ctCall{method: "PATCH", path: userPath, token: at, body: ctObj{"roles": []string{"introspect", "auditor"}}, status: 200})
+		e.do(t, base, ctCall{method: "PATCH", path: userPath, token: at, body: ctObj{}, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "PATCH", path: userPath, token: at, body: ctObj{"disabled": "yes"},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/users/" + uuid.NewString(), token: at, body: ctObj{"disabled": true},
+			status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/users/42", token: at, body: ctObj{"disabled": true},
+			status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "PATCH", path: userPath, token: aliceA.AccessToken, body: ctObj{"disabled": true},
+			status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "PATCH", path: userPath, body: ctObj{"disabled": true}, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "PATCH", path: userPath, token: at, raw: ctBigJSON(), ctype: "application/json",
+			status: 413, code: "request_too_large", check: ctSpecUnchecked})
+
+		var list []map[string]any
+		e.do(t, base, ctCall{method: "GET", path: userPath + "/sessions", token: at, status: 200}).decode(t, &list)
+		if len(list) != 1 || list[0]["id"] != carolS.SessionID || list[0]["current"] != false {
+			t.Errorf("carol's sessions = %v", list)
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/admin/users/" + uuid.NewString() + "/sessions", token: at, status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/users/x/sessions", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "GET", path: userPath + "/sessions", token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "GET", path: userPath + "/sessions", status: 401, code: "invalid_token"})
+
+		var n map[string]int
+		e.do(t, base, ctCall{method: "DELETE", path: userPath + "/sessions", token: at, status: 200}).decode(t, &n)
+		if n["revoked"] != 1 {
+			t.Errorf("revoked = %v, want 1", n)
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: carolS.AccessToken, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/users/" + uuid.NewString() + "/sessions", token: at, status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/users/x/sessions", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "DELETE", path: userPath + "/sessions", token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "DELETE", path: userPath + "/sessions", status: 401, code: "invalid_token"})
+
+		carolS = e.login(t, base, carol, pw)
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/sessions/" + carolS.SessionID, token: at, status: 204})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: carolS.AccessToken, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/sessions/" + uuid.NewString(), token: at, status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/sessions/x", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/sessions/" + carolS.SessionID, token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/sessions/" + carolS.SessionID, status: 401, code: "invalid_token"})
+
+		carolS = e.login(t, base, carol, pw)
+		var disabled map[string]any
+		e.do(t, base, ctCall{method: "PATCH", path: userPath, token: at, body: ctObj{"disabled": true}, status: 200}).decode(t, &disabled)
+		if disabled["disabled"] != true {
+			t.Errorf("PATCH disabled = %v", disabled)
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: carolS.AccessToken, status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "POST", path: "/token", body: ctObj{"username": carol, "password": pw}, status: 400, code: "invalid_grant"})
+
+		var events []map[string]any
+		e.do(t, base, ctCall{method: "GET", path: "/admin/audit", token: at, status: 200}).decode(t, &events)
+		kinds := map[string]bool{}
+		for _, ev := range events {
+			kinds[ev["kind"].(string)] = true
+		}
+		for _, k := range []string{"login", "login_failed", "refresh", "reuse_detected", "logout", "revoked", "password_changed", "user_disabled"} {
+			if !kinds[k] {
+				t.Errorf("audit has no %q event; kinds seen: %v", k, kinds)
+			}
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/admin/audit?user_id=" + aliceID + "&limit=5", token: at, status: 200}).decode(t, &events)
+		if len(events) == 0 || len(events) > 5 {
+			t.Errorf("audit of alice, limit 5: %d events", len(events))
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/admin/audit?limit=0", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/audit?user_id=alice", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/audit", token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/audit", status: 401, code: "invalid_token"})
+	})
+
+	t.Run("revocation feed", func(t *testing.T) {
+		var feed struct {
+			Cursor   string              `json:"cursor"`
+			Sessions []map[string]string `json:"sessions"`
+			Tokens   []map[string]string `json:"tokens"`
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/revocations", token: intro.AccessToken, status: 200}).decode(t, &feed)
+		if len(feed.Sessions) == 0 || len(feed.Tokens) == 0 {
+			t.Errorf("revocation feed has %d sessions and %d tokens; want some of each", len(feed.Sessions), len(feed.Tokens))
+		}
+		var next struct {
+			Cursor   string `json:"cursor"`
+			Sessions []any  `json:"sessions"`
+			Tokens   []any  `json:"tokens"`
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/revocations?since=" + feed.Cursor, token: admin.AccessToken, status: 200}).decode(t, &next)
+		// The feed may repeat entries below the cursor (they are idempotent),
+		// but its cursor never goes back.
+		if c0, c1 := ctAtoi(feed.Cursor), ctAtoi(next.Cursor); c1 < c0 || c0 < 1 {
+			t.Errorf("cursor went from %s to %s", feed.Cursor, next.Cursor)
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/revocations?since=-1", token: intro.AccessToken, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "GET", path: "/revocations", token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "GET", path: "/revocations", status: 401, code: "invalid_token"})
+	})
+
+	t.Run("store failures", func(t *testing.T) {
+		fresh := e.login(t, base, alice, pw)
+		grace := e.login(t, base, alice, pw)
+		at := admin.AccessToken
+		requests := []ctCall{
+			{method: "POST", path: "/users", body: ctObj{"email": "henry@example.test", "password": pw}},
+			{method: "POST", path: "/token", body: ctObj{"username": alice, "password": pw}},
+			{method: "POST", path: "/refresh", body: ctObj{"refresh_token": fresh.RefreshToken}},
+			{method: "POST", path: "/logout", token: grace.AccessToken},
+			{method: "POST", path: "/revoke", body: ctObj{"token": grace.AccessToken}},
+			{method: "GET", path: "/sessions", token: grace.AccessToken},
+			{method: "DELETE", path: "/sessions/" + grace.SessionID, token: grace.AccessToken},
+			{method: "POST", path: "/password", token: grace.AccessToken, body: ctObj{"current_password": pw, "new_password": pw}},
+			{method: "POST", path: "/admin/users", token: at, body: ctObj{"email": "henry@example.test", "password": pw}},
+			{method: "GET", path: "/admin/users?email=" + alice, token: at},
+			{method: "PATCH", path: "/admin/users/" + aliceID, token: at, body: ctObj{"roles": []string{}}},
+			{method: "GET", path: "/admin/users/" + aliceID + "/sessions", token: at},
+			{method: "DELETE", path: "/admin/users/" + aliceID + "/sessions", token: at},
+			{method: "DELETE", path: "/admin/sessions/" + grace.SessionID, token: at},
+			{method: "GET", path: "/admin/audit", token: at},
+			{method: "GET", path: "/revocations", token: at},
+		}
+		for _, fault := range []struct {
+			err    error
+			status int
+			code   string
+		}{
+			{fmt.Errorf("connection refused: %w", tokens.ErrUnavailable), 503, "temporarily_unavailable"},
+			{errors.New("unexpected store failure"), 500, "server_error"},
+		} {
+			store.setFault(fault.err)
+			for _, c := range requests {
+				c.status, c.code = fault.status, fault.code
+				e.do(t, base, c)
+			}
+			store.setFault(nil)
+		}
+		store.setFault(fmt.Errorf("connection refused: %w", tokens.ErrUnavailable))
+		e.do(t, base, ctCall{method: "GET", path: "/readyz", status: 503, code: "temporarily_unavailable"})
+		store.setFault(nil)
+		e.do(t, base, ctCall{method: "GET", path: "/readyz", status: 200})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: fresh.AccessToken, status: 200})
+	})
+
+	t.Run("rate limits and sign-up off", func(t *testing.T) {
+		rl := httptest.NewServer(api.NewHandler(svc, logger, api.Options{SignupEnabled: false, LoginRateLimit: 1}))
+		defer rl.Close()
+		e.do(t, rl.URL, ctCall{method: "POST", path: "/users", body: ctObj{"email": "ivan@example.test", "password": pw},
+			status: 403, code: "access_denied"})
+		e.tokens(t, rl.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": "bob@example.test", "password": pw}, status: 200})
+		r := e.do(t, rl.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": "bob@example.test", "password": pw},
+			status: 429, code: "too_many_requests"})
+		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 || n > 60 {
+			t.Errorf("Retry-After = %q", r.header.Get("Retry-After"))
+		}
+		// Failed refreshes are limited per IP at six times LOGIN_RATE_LIMIT.
+		bogus := "rt_" + strings.Repeat("A", 64)
+		for range 6 {
+			e.do(t, rl.URL, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": bogus}, status: 400, code: "invalid_grant"})
+		}
+		e.do(t, rl.URL, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": bogus}, status: 429, code: "too_many_requests"})
+		e.do(t, rl.URL, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bogus}},
+			status: 429, code: "too_many_requests"})
+	})
+
+	t.Run("browser mode", func(t *testing.T) {
+		const origin = "https://app.example.test"
+		bm := httptest.NewServer(api.NewHandler(svc, logger, api.Options{
+			SignupEnabled: true, RefreshCookie: true, CORSAllowedOrigins: []string{origin},
+		}))
+		defer bm.Close()
+		login := e.do(t, bm.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": alice, "password": pw}, status: 200})
+		var body map[string]any
+		login.decode(t, &body)
+		if _, ok := body["refresh_token"]; ok {
+			t.Errorf("browser-mode token response has a refresh_token in the body")
+		}
+		cookie := ctRefreshCookie(t, login.header)
+		withCookie := func(v string, withOrigin bool) map[string]string {
+			h := map[string]string{"Cookie": api.RefreshCookieName + "=" + v}
+			if withOrigin {
+				h["Origin"] = origin
+			}
+			return h
+		}
+		rotated := e.do(t, bm.URL, ctCall{method: "POST", path: "/refresh", header: withCookie(cookie, true), status: 200})
+		next := ctRefreshCookie(t, rotated.header)
+		if next == cookie {
+			t.Errorf("the refresh cookie did not rotate")
+		}
+		e.do(t, bm.URL, ctCall{method: "POST", path: "/refresh", header: withCookie(next, false), status: 403, code: "access_denied"})
+		e.do(t, bm.URL, ctCall{method: "POST", path: "/logout", header: withCookie(next, false), status: 403, code: "access_denied"})
+		out := e.do(t, bm.URL, ctCall{method: "POST", path: "/logout", header: withCookie(next, true), status: 204})
+		if sc := out.header.Get("Set-Cookie"); !strings.Contains(sc, "Max-Age=0") {
+			t.Errorf("logout did not clear the cookie: Set-Cookie %q", sc)
+		}
+		e.do(t, bm.URL, ctCall{method: "POST", path: "/refresh", header: withCookie(next, true), status: 400, code: "invalid_grant"})
+	})
+
+	t.Run("unknown paths and methods", func(t *testing.T) {
+		e.checkUnrouted(t, base, "GET", "/nope", 404, "not_found", "")
+		for _, path := range ctSpecPaths(e.doc) {
+			concrete := strings.ReplaceAll(path, "{id}", uuid.NewString())
+			e.checkUnrouted(t, base, "PUT", concrete, 405, "method_not_allowed", e.allowFor(path))
+		}
+		req, _ := http.NewRequest("HEAD", base+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(b) != 0 {
+			t.Errorf("HEAD /healthz = %d with %d body bytes", resp.StatusCode, len(b))
+		}
+	})
+
+	e.checkCoverage(t)
+}
+
+// call is one request of the tour and what it must produce.
+type ctCall struct {
+	method, path string // path with query
+	token        string // bearer access token
+	auth         string // a raw Authorization header, instead of token
+	body         any    // JSON body
+	form         url.Values
+	raw, ctype   string // a raw body and its Content-Type
+	header       map[string]string
+	status       int    // expected status
+	code         string // expected error code, for errors
+	check        ctCheck
+}
+
+// ctObj is a JSON object body.
+type ctObj = map[string]any
+
+// ctCheck says what request validation must conclude.
+type ctCheck int
+
+const (
+	ctSpecValid     ctCheck = iota // the request satisfies openapi.yaml
+	ctSpecInvalid                  // the request deliberately breaks openapi.yaml
+	ctSpecUnchecked                // not validated: over-size bodies, repeated form fields
+)
+
+type ctResult struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r ctResult) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+type ctTokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	SessionID    string `json:"session_id"`
+}
+
+// contractEnv validates traffic against the spec and remembers which
+// documented responses the tour produced.
+type contractEnv struct {
+	doc    *openapi3.T
+	router routers.Router
+	opts   *openapi3filter.Options
+	seen   map[string]map[int]bool // "METHOD /template" → statuses
+}
+
+func newContractEnv(t *testing.T, doc *openapi3.T) *contractEnv {
+	t.Helper()
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("router: %v", err)
+	}
+	return &contractEnv{
+		doc: doc, router: router, seen: map[string]map[int]bool{},
+		opts: &openapi3filter.Options{
+			AuthenticationFunc:                openapi3filter.NoopAuthenticationFunc,
+			IncludeResponseStatus:             true,
+			RejectWhenRequestBodyNotSpecified: true,
+			SchemaValidationOptions:           ctFormatOptions(),
+		},
+	}
+}
+
+// ctFormatOptions enforces the string formats openapi.yaml uses.
+func ctFormatOptions() []openapi3.SchemaValidationOption {
+	return []openapi3.SchemaValidationOption{
+		openapi3.WithStringFormatValidator("uuid", openapi3.NewCallbackValidator(func(s string) error {
+			_, err := uuid.Parse(s)
+			if err != nil || len(s) != 36 {
+				return fmt.Errorf("not a UUID: %q", s)
+			}
+			return nil
+		})),
+		openapi3.WithStringFormatValidator("uri", openapi3.NewCallbackValidator(func(s string) error {
+			u, err := url.Parse(s)
+			if err != nil || u.Scheme == "" || u.Host == "" {
+				return fmt.Errorf("not an absolute URI: %q", s)
+			}
+			return nil
+		})),
+	}
+}
+
+// do validates c's request against the spec, sends it to base, checks the
+// status and error code, and validates the response against the spec.
+func (e *contractEnv) do(t *testing.T, base string, c ctCall) ctResult {
+	t.Helper()
+	var body []byte
+	ctype := c.ctype
+	switch {
+	case c.form != nil:
+		body = []byte(c.form.Encode())
+		if ctype == "" {
+			ctype = "application/x-www-form-urlencoded"
+		}
+	case c.body != nil:
+		var err error
+		if body, err = json.Marshal(c.body); err != nil {
+			t.Fatal(err)
+		}
+		if ctype == "" {
+			ctype = "application/json"
+		}
+	default:
+		body = []byte(c.raw)
+	}
+	header := http.Header{}
+	if ctype != "" {
+		header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.auth != "" {
+		header.Set("Authorization", c.auth)
+	}
+	for k, v := range c.header {
+		header.Set(k, v)
+	}
+	name := c.method + " " + c.path
+	if len(name) > 90 {
+		name = name[:90] + "…"
+	}
+
+	specURL := e.doc.Servers[0].URL + c.path
+	route, params, err := e.router.FindRoute(httptest.NewRequest(c.method, specURL, nil))
+	if err != nil {
+		t.Fatalf("%s: openapi.yaml has no such operation: %v", name, err)
+	}
+	vreq := httptest.NewRequest(c.method, specURL, bytes.NewReader(body))
+	vreq.Header = header.Clone()
+	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route, Options: e.opts}
+	reqErr := openapi3filter.ValidateRequest(context.Background(), in)
+	switch {
+	case c.check == ctSpecValid && reqErr != nil:
+		t.Errorf("%s: request does not satisfy openapi.yaml: %v", name, reqErr)
+	case c.check == ctSpecInvalid && reqErr == nil:
+		t.Errorf("%s: request breaks the contract on purpose, but openapi.yaml accepts it", name)
+	}
+
+	req, err := http.NewRequest(c.method, base+c.path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	respBody, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("%s: read body: %v", name, err)
+	}
+	res := ctResult{status: resp.StatusCode, header: resp.Header, body: respBody}
+
+	if c.status != 0 && res.status != c.status {
+		t.Errorf("%s: status %d, want %d; body %s", name, res.status, c.status, respBody)
+	}
+	op := route.Method + " " + route.Path
+	if e.seen[op] == nil {
+		e.seen[op] = map[int]bool{}
+	}
+	e.seen[op][res.status] = true
+
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: res.status, Header: res.header, Options: e.opts,
+	}
+	out.SetBodyBytes(respBody)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Errorf("%s: %d response does not match openapi.yaml: %v\nbody: %s", name, res.status, err, respBody)
+	}
+	if res.status == http.StatusNoContent && len(respBody) != 0 {
+		t.Errorf("%s: 204 with a body: %s", name, respBody)
+	}
+	if c.code != "" {
+		var eb struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(respBody, &eb)
+		if eb.Error != c.code {
+			t.Errorf("%s: error %q, want %q; body %s", name, eb.Error, c.code, respBody)
+		}
+	}
+	return res
+}
+
+// tokens sends c, which must succeed, and returns the token response.
+func (e *contractEnv) tokens(t *testing.T, base string, c ctCall) ctTokens {
+	t.Helper()
+	var tr ctTokens
+	e.do(t, base, c).decode(t, &tr)
+	if tr.AccessToken == "" || tr.SessionID == "" {
+		t.Fatalf("%s %s: no tokens", c.method, c.path)
+	}
+	return tr
+}
+
+func (e *contractEnv) login(t *testing.T, base, email, pw string) ctTokens {
+	t.Helper()
+	return e.tokens(t, base, ctCall{method: "POST", path: "/token", body: ctObj{"username": email, "password": pw}, status: 200})
+}
+
+// checkUnrouted sends a request no operation describes (an unknown path or
+// a method a path does not serve) and checks the error body against the
+// Error schema and, for 405, the Allow header.
+func (e *contractEnv) checkUnrouted(t *testing.T, base, method, path string, status int, code, allow string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	name := method + " " + path
+	if resp.StatusCode != status {
+		t.Errorf("%s: status %d, want %d", name, resp.StatusCode, status)
+	}
+	if got := resp.Header.Get("Allow"); got != allow {
+		t.Errorf("%s: Allow %q, want %q (the methods openapi.yaml lists, and HEAD with GET)", name, got, allow)
+	}
+	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("%s: Cache-Control %q, want no-store", name, got)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s: body %s: %v", name, b, err)
+	}
+	schema := e.doc.Components.Schemas["Error"].Value
+	if err := schema.VisitJSON(v, append(ctFormatOptions(), openapi3.EnableJSONSchema2020())...); err != nil {
+		t.Errorf("%s: body does not match Error: %v", name, err)
+	}
+	if m, _ := v.(map[string]any); m["error"] != code {
+		t.Errorf("%s: body %s, want error %q", name, b, code)
+	}
+}
+
+// allowFor is the Allow header a path must send: its methods in the spec,
+// plus HEAD when it serves GET, sorted.
+func (e *contractEnv) allowFor(path string) string {
+	var m []string
+	for method := range e.doc.Paths.Value(path).Operations() {
+		m = append(m, method)
+		if method == http.MethodGet {
+			m = append(m, http.MethodHead)
+		}
+	}
+	sort.Strings(m)
+	return strings.Join(m, ", ")
+}
+
+// checkCoverage fails for every operation the tour never called and every
+// documented status it never saw, bar ctUntestedStatuses.
+func (e *contractEnv) checkCoverage(t *testing.T) {
+	t.Helper()
+	var neverCalled, neverSeen []string
+	for _, path := range ctSpecPaths(e.doc) {
+		for method, op := range e.doc.Paths.Value(path).Operations() {
+			key := method + " " + path
+			if len(e.seen[key]) == 0 {
+				neverCalled = append(neverCalled, key)
+				continue
+			}
+			for code := range op.Responses.Map() {
+				n, err := strconv.Atoi(code)
+				if err != nil {
+					t.Errorf("%s documents response %q; use explicit status codes", key, code)
+					continue
+				}
+				if !e.seen[key][n] && ctUntestedStatuses[key][n] == "" {
+					neverSeen = append(neverSeen, fmt.Sprintf("%s → %d", key, n))
+				}
+			}
+		}
+	}
+	sort.Strings(neverCalled)
+	sort.Strings(neverSeen)
+	if len(neverCalled) > 0 {
+		t.Errorf("operations in openapi.yaml the contract test never exercised:\n\t%s", strings.Join(neverCalled, "\n\t"))
+	}
+	if len(neverSeen) > 0 {
+		t.Errorf("documented responses the contract test never produced:\n\t%s", strings.Join(neverSeen, "\n\t"))
+	}
+	for key, statuses := range ctUntestedStatuses {
+		op := ctSpecOperation(e.doc, key)
+		for n := range statuses {
+			if op == nil || op.Responses.Status(n) == nil {
+				t.Errorf("ctUntestedStatuses lists %s → %d, which openapi.yaml does not document", key, n)
+			}
+		}
+	}
+}
+
+func ctLoadSpec(t *testing.T) *openapi3.T {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile(ctSpecPath)
+	if err != nil {
+		t.Fatalf("load %s: %v", ctSpecPath, err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatalf("%s is not a valid OpenAPI document: %v", ctSpecPath, err)
+	}
+	if len(doc.Servers) == 0 {
+		t.Fatalf("%s has no servers", ctSpecPath)
+	}
+	return doc
+}
+
+func ctSpecPaths(doc *openapi3.T) []string {
+	paths := doc.Paths.InMatchingOrder()
+	sort.Strings(paths)
+	return paths
+}
+
+// ctSpecOperations is the set of "METHOD /path" the spec describes.
+func ctSpecOperations(doc *openapi3.T) map[string]bool {
+	ops := map[string]bool{}
+	for _, path := range ctSpecPaths(doc) {
+		for method := range doc.Paths.Value(path).Operations() {
+			ops[method+" "+path] = true
+		}
+	}
+	return ops
+}
+
+func ctSpecOperation(doc *openapi3.T, key string) *openapi3.Operation {
+	method, path, _ := strings.Cut(key, " ")
+	item := doc.Paths.Value(path)
+	if item == nil {
+		return nil
+	}
+	return item.GetOperation(method)
+}
+
+// ctRouteTable reads the route table of routes.go: "METHOD /path" entries.
+func ctRouteTable(t *testing.T) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "routes.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		as, ok := n.(*ast.AssignStmt)
+		if !ok || len(as.Lhs) != 1 || len(as.Rhs) != 1 {
+			return true
+		}
+		if id, ok := as.Lhs[0].(*ast.Ident); !ok || id.Name != "table" {
+			return true
+		}
+		lit, ok := as.Rhs[0].(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		for _, el := range lit.Elts {
+			entry, ok := el.(*ast.CompositeLit)
+			if !ok || len(entry.Elts) < 2 {
+				t.Fatalf("routes.go: unexpected route table entry at %v", el.Pos())
+			}
+			method, err1 := ctStringLit(entry.Elts[0])
+			path, err2 := ctStringLit(entry.Elts[1])
+			if err1 != nil || err2 != nil {
+				t.Fatalf("routes.go: route table entry without literal method and path at %v", el.Pos())
+			}
+			routes = append(routes, method+" "+path)
+		}
+		return false
+	})
+	if len(routes) == 0 {
+		t.Fatal("routes.go: no route table found")
+	}
+	return routes
+}
+
+// ctErrorCodes reads the codeXxx constants of errors.go.
+func ctErrorCodes(t *testing.T) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, s := range gd.Specs {
+			vs := s.(*ast.ValueSpec)
+			for i, n := range vs.Names {
+				if !strings.HasPrefix(n.Name, "code") || i >= len(vs.Values) {
+					continue
+				}
+				if v, err := ctStringLit(vs.Values[i]); err == nil {
+					codes = append(codes, v)
+				}
+			}
+		}
+	}
+	if len(codes) == 0 {
+		t.Fatal("errors.go: no error codes found")
+	}
+	return codes
+}
+
+func ctStringLit(e ast.Expr) (string, error) {
+	bl, ok := e.(*ast.BasicLit)
+	if !ok || bl.Kind != token.STRING {
+		return "", errors.New("not a string literal")
+	}
+	return strconv.Unquote(bl.Value)
+}
+
+func ctAtoi(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// ctBigJSON is a JSON object over the 64 KiB body limit.
+func ctBigJSON() string {
+	return `{"email": "big@example.test", "password": "` + strings.Repeat("a", api.MaxBodyBytes) + `"}`
+}
+
+// ctRefreshCookie returns the browser-mode refresh cookie a response sets.
+func ctRefreshCookie(t *testing.T, h http.Header) string {
+	t.Helper()
+	resp := http.Response{Header: h}
+	for _, c := range resp.Cookies() {
+		if c.Name == api.RefreshCookieName && c.Value != "" {
+			if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+				t.Errorf("refresh cookie attributes: %+v", c)
+			}
+			return c.Value
+		}
+	}
+	t.Fatalf("no %s cookie in %v", api.RefreshCookieName, h.Values("Set-Cookie"))
+	return ""
+}
+
+// ctFaultyStore is a store whose every call fails while a fault is set, as a
+// database that is down does.
+type ctFaultyStore struct {
+	tokens.Store
+	mu    sync.Mutex
+	fault error
+}
+
+func (f *ctFaultyStore) setFault(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fault = err
+}
+
+func (f *ctFaultyStore) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fault
+}
+
+func (f *ctFaultyStore) CreateUser(ctx context.Context, u tokens.User) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.CreateUser(ctx, u)
+}
+
+func (f *ctFaultyStore) UserByEmail(ctx context.Context, email string) (tokens.User, error) {
+	if err := f.err(); err != nil {
+		return tokens.User{}, err
+	}
+	return f.Store.UserByEmail(ctx, email)
+}
+
+func (f *ctFaultyStore) UserByID(ctx context.Context, id uuid.UUID) (tokens.User, error) {
+	if err := f.err(); err != nil {
+		return tokens.User{}, err
+	}
+	return f.Store.UserByID(ctx, id)
+}
+
+func (f *ctFaultyStore) UpdateUser(ctx context.Context, u tokens.UserUpdate) (tokens.User, []tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return tokens.User{}, nil, err
+	}
+	return f.Store.UpdateUser(ctx, u)
+}
+
+func (f *ctFaultyStore) CreateSession(ctx context.Context, s tokens.NewSession) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.CreateSession(ctx, s)
+}
+
+func (f *ctFaultyStore) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.Refresh(ctx, selector, decide)
+}
+
+func (f *ctFaultyStore) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) ([]tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.RevokeSessions(ctx, r)
+}
+
+func (f *ctFaultyStore) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return tokens.Revocation{}, err
+	}
+	return f.Store.DenyToken(ctx, jti, until, ev)
+}
+
+func (f *ctFaultyStore) SessionBySelector(ctx context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
+	if err := f.err(); err != nil {
+		return tokens.Session{}, tokens.RefreshRecord{}, err
+	}
+	return f.Store.SessionBySelector(ctx, selector)
+}
+
+func (f *ctFaultyStore) Session(ctx context.Context, id uuid.UUID) (tokens.Session, error) {
+	if err := f.err(); err != nil {
+		return tokens.Session{}, err
+	}
+	return f.Store.Session(ctx, id)
+}
+
+func (f *ctFaultyStore) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.ActiveSessions(ctx, userID, now)
+}
+
+func (f *ctFaultyStore) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.Revocations(ctx, since, now)
+}
+
+func (f *ctFaultyStore) AddAudit(ctx context.Context, ev tokens.AuditEvent) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.AddAudit(ctx, ev)
+}
+
+func (f *ctFaultyStore) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.Audit(ctx, userID, limit)
+}
+
+func (f *ctFaultyStore) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
+	if err := f.err(); err != nil {
+		return 0, err
+	}
+	return f.Store.Purge(ctx, now, batch)
+}
+
+func (f *ctFaultyStore) Ping(ctx context.Context) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.Ping(ctx)
+}
