@@ -160,7 +160,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any, allowForm, allo
 }
 
 // writeJSON writes v as JSON with status.
+// Responses are not cacheable unless the handler said otherwise (the JWKS and
+// metadata are public): they carry tokens, emails, IPs and audit data.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -130,7 +130,8 @@ func (s *server) cors(next http.Handler) http.Handler {
 			w.Header().Add("Vary", "Access-Control-Request-Method")
 			w.Header().Add("Vary", "Access-Control-Request-Headers")
 			if !allowed {
-				w.WriteHeader(http.StatusForbidden)
+				writeError(w, r, s.log, &httpError{status: http.StatusForbidden, code: codeAccessDenied,
+					msg: "origin " + origin + " is not in CORS_ALLOWED_ORIGINS"})
 				return
 			}
 			h := w.Header()

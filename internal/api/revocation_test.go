@@ -188,3 +188,20 @@ func TestRevokeAndIntrospect(t *testing.T) {
 	ts.get("/revocations?since=-1", admin).wantError(t, 400, "invalid_request")
 	ts.get("/revocations", "").wantError(t, http.StatusUnauthorized, "invalid_token")
 }
+
+// A lapsed or revoked access token does not stop a logout that carries the
+// refresh token too: the session still ends.
+func TestLogoutWithDeadAccessTokenAndRefreshToken(t *testing.T) {
+	ts := newTestServer(t, defaults)
+	_, p := ts.newUser()
+	if r := ts.post("/revoke", mustJSON(map[string]string{"token": p.AccessToken}), ""); r.status != 200 {
+		t.Fatalf("revoke: %d", r.status)
+	}
+	r := ts.post("/logout", mustJSON(map[string]string{"refresh_token": p.RefreshToken}), p.AccessToken)
+	if r.status != 204 {
+		t.Fatalf("logout with a revoked access token and a live refresh token: %d %s", r.status, r.body)
+	}
+	ts.post("/refresh", mustJSON(map[string]string{"refresh_token": p.RefreshToken}), "").wantError(t, 400, "invalid_grant")
+	// Without the refresh token, the dead access token is a 401.
+	ts.post("/logout", "", p.AccessToken).wantError(t, 401, "invalid_token")
+}

@@ -136,7 +136,9 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, token string, c
 		if tokens.IsReuse(err) {
 			s.metrics.reuse.Inc()
 			s.metrics.revocations.WithLabelValues(tokens.ReasonReuseDetected).Inc()
-			s.clearCookie(w)
+		}
+		if errors.Is(err, tokens.ErrInvalidGrant) {
+			s.clearCookie(w) // the token is dead for good; a 503 keeps it
 		}
 		writeError(w, r, s.log, err)
 		return
@@ -204,17 +206,6 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lr := tokens.LogoutRequest{RefreshToken: req.RefreshToken, Global: req.Scope == "global", Client: s.client(r)}
-	if tok, err := bearer(r); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	} else if tok != "" {
-		p, err := s.svc.Authenticate(tok)
-		if err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
-		lr.Principal = &p
-	}
 	if lr.RefreshToken == "" {
 		tok, err := s.cookieToken(r)
 		if err != nil {
@@ -223,8 +214,22 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 		lr.RefreshToken = tok
 	}
+	// An expired or revoked access token must not stop a logout that also
+	// carries a refresh token: a user whose 15-minute token lapsed still
+	// ends the session. Without a refresh token it is a 401.
+	tok, authErr := bearer(r)
+	if authErr == nil && tok != "" {
+		p, err := s.svc.Authenticate(tok)
+		if err == nil {
+			lr.Principal = &p
+		}
+		authErr = err
+	}
 	if lr.Principal == nil && lr.RefreshToken == "" {
-		writeError(w, r, s.log, s.missingToken())
+		if authErr == nil {
+			authErr = s.missingToken()
+		}
+		writeError(w, r, s.log, authErr)
 		return
 	}
 	if err := s.svc.Logout(r.Context(), lr); err != nil {
