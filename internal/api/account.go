@@ -49,7 +49,14 @@ func (s *server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	u, err := s.svc.Signup(r.Context(), req.Email, req.Password, nil)
+	if !s.limit(w, r, s.ipLimit, "signup:"+s.clientIP(r), time.Now(), "signup_ip") {
+		return
+	}
+	var u tokens.User
+	err := s.hashing(r, func() (err error) {
+		u, err = s.svc.Signup(r.Context(), req.Email, req.Password, nil)
+		return err
+	})
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -153,7 +160,11 @@ func (s *server) handlePassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, badRequest("current_password and new_password are required"))
 		return
 	}
-	if err := s.svc.ChangePassword(r.Context(), p, req.Current, req.New, s.client(r)); err != nil {
+	if !s.limit(w, r, s.acctLimit, "password:"+p.UserID.String(), time.Now(), "password_user") {
+		return
+	}
+	err = s.hashing(r, func() error { return s.svc.ChangePassword(r.Context(), p, req.Current, req.New, s.client(r)) })
+	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,7 @@ type server struct {
 	// at volume cannot be tried against the store.
 	refreshLimit *limiter
 	issuer       string
+	hashSlots    chan struct{}
 }
 
 // NewHandler returns Rotor's HTTP handler.
@@ -55,6 +57,7 @@ func NewHandler(svc *tokens.Service, log *slog.Logger, opts Options) http.Handle
 		ipLimit:   newLimiter(opts.LoginRateLimit),
 		acctLimit: newLimiter(opts.LoginRateLimit),
 		issuer:    strings.TrimRight(svc.Config().Issuer, "/"),
+		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	if opts.LoginRateLimit > 0 {
 		s.refreshLimit = newLimiter(opts.LoginRateLimit * 6)

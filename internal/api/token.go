@@ -61,24 +61,21 @@ func (s *server) login(w http.ResponseWriter, r *http.Request, req tokenRequest)
 		return
 	}
 	now := time.Now()
-	ip := s.clientIP(r)
-	account := req.Username
-	if norm, err := tokens.NormalizeEmail(req.Username); err == nil {
-		account = norm
-	}
-	okIP, waitIP := s.ipLimit.allow("ip:"+ip, now)
-	okAcct, waitAcct := s.acctLimit.allow("acct:"+account, now)
-	if !okIP || !okAcct {
-		limit := "login_ip"
-		if !okAcct {
-			limit = "login_account"
-		}
-		s.metrics.rateLimited.WithLabelValues(limit).Inc()
-		writeError(w, r, s.log, &httpError{status: http.StatusTooManyRequests, code: codeTooManyRequests,
-			msg: "too many login attempts; retry later", retryAfter: retryAfterSeconds(max(waitIP, waitAcct))})
+	if !s.limit(w, r, s.ipLimit, "login:"+s.clientIP(r), now, "login_ip") {
 		return
 	}
-	pair, err := s.svc.Login(r.Context(), req.Username, req.Password, s.client(r))
+	// Only real addresses get an account bucket, so junk usernames cannot
+	// grow the limiter's memory (the IP limit already bounds them).
+	if norm, err := tokens.NormalizeEmail(req.Username); err == nil {
+		if !s.limit(w, r, s.acctLimit, "acct:"+norm, now, "login_account") {
+			return
+		}
+	}
+	var pair tokens.TokenPair
+	err := s.hashing(r, func() (err error) {
+		pair, err = s.svc.Login(r.Context(), req.Username, req.Password, s.client(r))
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, tokens.ErrInvalidGrant) {
 			s.metrics.loginFailed.Inc()
@@ -105,6 +102,32 @@ func (s *server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.refresh(w, r, req.RefreshToken, true)
+}
+
+// limit takes one attempt from key's bucket in l, or answers 429.
+func (s *server) limit(w http.ResponseWriter, r *http.Request, l *limiter, key string, now time.Time, name string) bool {
+	ok, wait := l.allow(key, now)
+	if !ok {
+		s.metrics.rateLimited.WithLabelValues(name).Inc()
+		writeError(w, r, s.log, &httpError{status: http.StatusTooManyRequests, code: codeTooManyRequests,
+			msg: "too many attempts; retry later", retryAfter: retryAfterSeconds(wait)})
+	}
+	return ok
+}
+
+// hashing runs fn, which hashes a password, in one of a bounded number of
+// slots: each argon2id hash takes 19 MiB, so unbounded concurrency would let
+// a flood of sign-ups or logins exhaust memory. A request that cannot get a
+// slot before it is cancelled gets 503.
+func (s *server) hashing(r *http.Request, fn func() error) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+		defer func() { <-s.hashSlots }()
+		return fn()
+	case <-r.Context().Done():
+		return &httpError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			msg: "the server is busy hashing passwords; retry shortly", retryAfter: 1}
+	}
 }
 
 // refresh rotates the token from the body, or in browser mode from the

@@ -31,6 +31,22 @@ func (s *Service) UpdateUser(ctx context.Context, admin Principal, id uuid.UUID,
 	now := s.nowUTC()
 	upd := UserUpdate{ID: id, Disabled: disabled, Roles: roles}
 	kind := EventUserUpdated
+	if roles != nil {
+		// Access tokens carry roles: when one is taken away, the user's
+		// sessions end so no token keeps the old role until it expires.
+		old, err := s.store.UserByID(ctx, id)
+		if err != nil {
+			return User{}, err
+		}
+		for _, r := range old.Roles {
+			if !HasRole(*roles, r) {
+				rv := s.revocation(ReasonRolesReduced, EventRevoked, now, client)
+				rv.UserID = id
+				upd.Revoke = &rv
+				break
+			}
+		}
+	}
 	if disabled != nil && *disabled {
 		kind = EventUserDisabled
 		r := s.revocation(ReasonUserDisabled, EventRevoked, now, client)
@@ -43,7 +59,7 @@ func (s *Service) UpdateUser(ctx context.Context, admin Principal, id uuid.UUID,
 	if err != nil {
 		return User{}, err
 	}
-	s.deny.Add(revs...)
+	s.deny.AddLocal(revs...)
 	u.PasswordHash = ""
 	return u, nil
 }

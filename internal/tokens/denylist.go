@@ -38,8 +38,8 @@ func NewDenylist() *Denylist {
 	return &Denylist{sessions: map[uuid.UUID]time.Time{}, tokens: map[uuid.UUID]time.Time{}}
 }
 
-// Add records revocations; entries already known are kept with the later
-// Until. Revocations are never withdrawn, so a periodic re-synchronisation is
+// Add records revocations read from the store and advances the cursor;
+// entries already known are kept with the later Until. Revocations are never withdrawn, so a periodic re-synchronisation is
 // simply Add of every unexpired entry followed by Purge.
 func (d *Denylist) Add(rs ...Revocation) {
 	d.mu.Lock()
@@ -62,7 +62,20 @@ func (d *Denylist) addLocked(r Revocation) {
 	}
 }
 
-// Cursor returns the highest revocation ID seen.
+// AddLocal records revocations this instance just wrote. Unlike Add it
+// leaves the cursor alone: the cursor says how far the store has been read,
+// and entries other instances wrote below these IDs may not have been.
+func (d *Denylist) AddLocal(rs ...Revocation) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cursor := d.cursor
+	for _, r := range rs {
+		d.addLocked(r)
+	}
+	d.cursor = cursor
+}
+
+// Cursor returns the highest revocation ID read from the store.
 func (d *Denylist) Cursor() int64 {
 	d.mu.RLock()
 	defer d.mu.RUnlock()

@@ -215,3 +215,20 @@ func TestDenylistConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Local revocations must not move the cursor: entries other instances wrote
+// below their IDs have not been read yet (found by review: a local revoke-all
+// of 300 sessions made the next sync skip another instance's entry).
+func TestDenylistAddLocalKeepsTheCursor(t *testing.T) {
+	d := tokens.NewDenylist()
+	t0 := time.Now()
+	d.Add(tokens.Revocation{ID: 5, Kind: tokens.RevokeSession, Subject: uuid.New(), Until: t0.Add(time.Hour)})
+	sid := uuid.New()
+	d.AddLocal(tokens.Revocation{ID: 400, Kind: tokens.RevokeSession, Subject: sid, Until: t0.Add(time.Hour)})
+	if d.Cursor() != 5 {
+		t.Fatalf("AddLocal moved the cursor to %d", d.Cursor())
+	}
+	if !d.Denied(sid, uuid.New(), t0) {
+		t.Fatal("a local revocation is not denied")
+	}
+}

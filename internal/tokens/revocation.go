@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ func (s *Service) revoke(ctx context.Context, r SessionRevocation) ([]Revocation
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions: %w", err)
 	}
-	s.deny.Add(revs...)
+	s.deny.AddLocal(revs...)
 	return revs, nil
 }
 
@@ -46,9 +47,19 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 		userID, sid = req.Principal.UserID, req.Principal.SessionID
 	}
 	if req.RefreshToken != "" {
-		sess, err := s.sessionOfRefresh(ctx, req.RefreshToken)
+		sess, rec, err := s.sessionOfRefresh(ctx, req.RefreshToken)
 		if err != nil {
 			return err
+		}
+		// Only the current token (or the one just rotated, still in a
+		// client's hands) speaks for a live session: a used or dead token
+		// must not end the user's other sessions, nor a session it lost.
+		current := bytes.Equal(rec.Selector, sess.Chain.ActiveSelector) || bytes.Equal(rec.Selector, sess.Chain.PrevSelector)
+		if sess.RevokedAt != nil && !req.Global && req.Principal == nil {
+			return nil // already ended: logging out again is a no-op
+		}
+		if sess.RevokedAt != nil || !current || !s.now().Before(rec.ExpiresAt) {
+			return errUnknownToken
 		}
 		if req.Principal != nil && sess.UserID != userID {
 			return fmt.Errorf("%w: the tokens belong to different users", ErrInvalidGrant)
@@ -75,22 +86,22 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 
 // sessionOfRefresh finds the session of a refresh token, checking its
 // verifier. Unknown or forged tokens are ErrInvalidGrant.
-func (s *Service) sessionOfRefresh(ctx context.Context, token string) (Session, error) {
+func (s *Service) sessionOfRefresh(ctx context.Context, token string) (Session, RefreshRecord, error) {
 	p, err := s.codec.Parse(token)
 	if err != nil {
-		return Session{}, err
+		return Session{}, RefreshRecord{}, err
 	}
 	sess, rec, err := s.store.SessionBySelector(ctx, p.Selector)
 	if errors.Is(err, ErrNotFound) {
-		return Session{}, errUnknownToken
+		return Session{}, RefreshRecord{}, errUnknownToken
 	}
 	if err != nil {
-		return Session{}, err
+		return Session{}, RefreshRecord{}, err
 	}
 	if !s.codec.Matches(p, rec.VerifierHash) {
-		return Session{}, errUnknownToken
+		return Session{}, RefreshRecord{}, errUnknownToken
 	}
-	return sess, nil
+	return sess, rec, nil
 }
 
 func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, client ClientInfo, reason string) error {
@@ -105,7 +116,7 @@ func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, cl
 	if err != nil {
 		return fmt.Errorf("deny token: %w", err)
 	}
-	s.deny.Add(r)
+	s.deny.AddLocal(r)
 	return nil
 }
 
@@ -144,6 +155,8 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		return err
 	}
 	if ok, err := s.passwords.Verify(u.PasswordHash, current); err != nil || !ok {
+		uid := p.UserID
+		_ = s.store.AddAudit(ctx, AuditEvent{At: s.nowUTC(), Kind: EventPasswordChangeFailed, UserID: &uid, SessionID: &p.SessionID, IP: client.IP})
 		return fmt.Errorf("%w: current password is wrong", ErrInvalidGrant)
 	}
 	hash, err := s.passwords.Hash(next)
@@ -161,7 +174,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	s.deny.Add(revs...)
+	s.deny.AddLocal(revs...)
 	return nil
 }
 
@@ -169,7 +182,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 // access token is denylisted. Unknown and invalid tokens are not an error.
 func (s *Service) RevokeToken(ctx context.Context, token, hint string, client ClientInfo) error {
 	if strings.HasPrefix(token, RefreshPrefix) {
-		sess, err := s.sessionOfRefresh(ctx, token)
+		sess, _, err := s.sessionOfRefresh(ctx, token)
 		if errors.Is(err, ErrInvalidGrant) {
 			return nil
 		}

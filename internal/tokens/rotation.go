@@ -52,7 +52,7 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 		return TokenPair{}, err
 	}
 	if reuse {
-		s.deny.Add(revs...)
+		s.deny.AddLocal(revs...)
 		return TokenPair{}, errReuseDetected
 	}
 	return s.pair(st.User, st.Session.ID, succ.Token, succExp, now)
@@ -73,10 +73,10 @@ func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client
 	case st.User.Disabled:
 		return RefreshOutcome{}, errUserUnavailable
 	}
+	if !now.Before(st.Token.ExpiresAt) { // SPEC §2.5: expired changes nothing, used or not
+		return RefreshOutcome{}, errTokenExpired
+	}
 	if bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector) {
-		if !now.Before(st.Token.ExpiresAt) {
-			return RefreshOutcome{}, errTokenExpired
-		}
 		succ := s.codec.Successor(p.Raw)
 		return RefreshOutcome{
 			Kind: OutcomeRotate, Now: now,
@@ -112,14 +112,23 @@ func (s *Service) inGrace(p ParsedRefresh, st RefreshState, now time.Time) bool 
 	if s.cfg.ReuseGrace <= 0 || c.PrevSelector == nil || !bytes.Equal(st.Token.Selector, c.PrevSelector) {
 		return false
 	}
-	if now.Sub(c.RotatedAt) >= s.cfg.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
+	// A clock behind the rotating instance's (negative elapsed) gets no
+	// grace: skew must never stretch the window.
+	if elapsed := now.Sub(c.RotatedAt); elapsed < 0 || elapsed >= s.cfg.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
 		return false
 	}
 	return bytes.Equal(s.codec.Successor(p.Raw).Selector, c.ActiveSelector)
 }
 
+// denyMargin covers the time between reading the clock for a revocation and
+// its commit (pool and lock waits), and clock skew between instances: an
+// access token issued by a rotation that won the lock just before must not
+// outlive the entry.
+const denyMargin = time.Minute
+
 // denyUntil is how long a session revoked at now must stay on the denylist:
-// until the last access token it may have issued has expired, plus leeway.
+// until the last access token it may have issued has expired, plus leeway
+// and margin.
 func (s *Service) denyUntil(now time.Time) time.Time {
-	return now.Add(s.cfg.AccessTTL + Leeway)
+	return now.Add(s.cfg.AccessTTL + Leeway + denyMargin)
 }

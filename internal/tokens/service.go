@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -168,7 +169,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	sess := Session{
 		ID: uuid.New(), UserID: u.ID, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.SessionMaxLifetime),
-		UserAgent: truncate(client.UserAgent, 512), IP: client.IP,
+		UserAgent: clientInfo(client).UserAgent, IP: client.IP,
 	}
 	rec := RefreshRecord{
 		SessionID: sess.ID, Selector: first.Selector, VerifierHash: first.VerifierHash,
@@ -176,7 +177,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	}
 	sess.Chain = Chain{ActiveSelector: rec.Selector, ActiveExpiresAt: rec.ExpiresAt}
 	err = s.store.CreateSession(ctx, NewSession{
-		Session: sess, Token: rec,
+		Session: sess, Token: rec, PasswordHash: u.PasswordHash,
 		Event: AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},
 	})
 	if errors.Is(err, ErrNotFound) { // disabled or deleted meanwhile
@@ -186,6 +187,13 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 		return TokenPair{}, err
 	}
 	return s.pair(u, sess.ID, first.Token, rec.ExpiresAt, now)
+}
+
+// clientInfo cleans what a client says about itself before it is stored: a
+// User-Agent may carry any bytes, a text column takes only UTF-8.
+func clientInfo(c ClientInfo) ClientInfo {
+	c.UserAgent = truncate(strings.ToValidUTF8(c.UserAgent, "\uFFFD"), 512)
+	return c
 }
 
 // pair signs an access token and assembles the token response.

@@ -39,6 +39,7 @@ const (
 	ReasonPasswordChange = "password_changed"
 	ReasonUserDisabled   = "user_disabled"
 	ReasonReuseDetected  = "reuse_detected"
+	ReasonRolesReduced   = "roles_reduced"
 	ReasonRevokeEndpoint = "revoke_endpoint"
 )
 
@@ -51,9 +52,11 @@ const (
 	EventLogout          = "logout"
 	EventRevoked         = "revoked"
 	EventPasswordChanged = "password_changed"
-	EventUserDisabled    = "user_disabled"
-	EventUserCreated     = "user_created"
-	EventUserUpdated     = "user_updated"
+	// EventPasswordChangeFailed is a wrong current password at POST /password.
+	EventPasswordChangeFailed = "password_change_failed"
+	EventUserDisabled         = "user_disabled"
+	EventUserCreated          = "user_created"
+	EventUserUpdated          = "user_updated"
 )
 
 // AuditEvent is one line of the audit log. Detail never holds a token, a

@@ -81,6 +81,10 @@ type NewSession struct {
 	Session Session
 	Token   RefreshRecord
 	Event   AuditEvent
+	// PasswordHash is the hash the login checked: the session is created
+	// only if it is still the user's, so a login racing a password change
+	// cannot outlive it.
+	PasswordHash string
 }
 
 // RevokedRetention is how long a revoked session and its tokens are kept, so
@@ -95,9 +99,10 @@ const RevokedRetention = 24 * time.Hour
 // Serialization: Refresh, RevokeSessions and UpdateUser with Revoke all take
 // the same per-session lock (in PostgreSQL, the session row), so a rotation
 // racing any revocation ends with the session revoked and no live token.
-// CreateSession holds the user against a concurrent disable: a session is
-// created only if the user is not disabled when the transaction commits, and
-// a disable that commits after it revokes it.
+// CreateSession holds the user against a concurrent disable or password
+// change: a session is created only if the user is not disabled and still has
+// the checked password when it commits, and a disable or password change that
+// commits after it revokes it.
 type Store interface {
 	// CreateUser stores u. ErrConflict if the normalized email is taken.
 	CreateUser(ctx context.Context, u User) error
@@ -110,7 +115,7 @@ type Store interface {
 	UpdateUser(ctx context.Context, u UserUpdate) (User, []Revocation, error)
 
 	// CreateSession stores a login atomically. ErrNotFound if the user does
-	// not exist or is disabled.
+	// not exist, is disabled, or no longer has the checked password hash.
 	CreateSession(ctx context.Context, s NewSession) error
 	// Refresh finds the token by selector, locks its session, and calls
 	// decide exactly once with the current state while the lock is held. If

@@ -115,7 +115,7 @@ func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[ns.Session.UserID]
-	if !ok || u.Disabled {
+	if !ok || u.Disabled || u.PasswordHash != ns.PasswordHash {
 		return tokens.ErrNotFound
 	}
 	if _, dup := s.refresh[string(ns.Token.Selector)]; dup {
@@ -186,7 +186,9 @@ func (s *Store) revokeLocked(r tokens.SessionRevocation) []tokens.Revocation {
 	var revs []tokens.Revocation
 	for _, id := range ids {
 		sess, ok := s.sessions[id]
-		if !ok || sess.RevokedAt != nil || !r.At.Before(sess.ExpiresAt) || id == r.Except ||
+		// Sessions that expired less than an access-token lifetime ago are
+		// revoked too: their last access tokens still live.
+		if !ok || sess.RevokedAt != nil || !sess.ExpiresAt.After(r.At.Add(-r.DenyUntil.Sub(r.At))) || id == r.Except ||
 			(r.UserID != uuid.Nil && sess.UserID != r.UserID) {
 			continue
 		}

@@ -79,7 +79,7 @@ func (s *Store) provider() (*goose.Provider, *sql.DB, error) {
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithSessionLocker(locker))
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, nil, err
 	}
 	return p, db, nil
@@ -152,7 +152,8 @@ func wrap(err error) error {
 		case pgErr.Code == "23505":
 			return tokens.ErrConflict
 		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"),
-			strings.HasPrefix(pgErr.Code, "57"), pgErr.Code == "40001", pgErr.Code == "40P01":
+			strings.HasPrefix(pgErr.Code, "57"), strings.HasPrefix(pgErr.Code, "25"),
+			pgErr.Code == "40001", pgErr.Code == "40P01", pgErr.Code == "55P03":
 			return fmt.Errorf("%w: database: %s", tokens.ErrUnavailable, pgErr.Code)
 		}
 		return fmt.Errorf("database error %s: %s", pgErr.Code, pgErr.Message)

@@ -27,16 +27,16 @@ func finishSession(s *tokens.Session, rotatedAt *time.Time) {
 }
 
 // CreateSession implements tokens.Store. One statement: FOR SHARE on the
-// user row holds off a concurrent disable (its UPDATE waits for us, then its
-// revocation sees this session), and a disable that committed first makes
-// the CTE insert nothing.
+// user row holds off a concurrent disable or password change (its UPDATE
+// waits for us, then its revocation sees this session), and one that
+// committed first makes the CTE insert nothing.
 func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (err error) {
 	defer s.timed("create_session", time.Now(), &err)
 	ss, t, ev := ns.Session, ns.Token, ns.Event
 	var n int
 	err = s.pool.QueryRow(ctx, `
 		WITH u AS (
-			SELECT id FROM users WHERE id = $2 AND NOT disabled FOR SHARE
+			SELECT id FROM users WHERE id = $2 AND NOT disabled AND password_hash = $11 FOR SHARE
 		), s AS (
 			INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
 			                      active_selector, active_expires_at)
@@ -51,7 +51,7 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (err er
 		)
 		SELECT count(*) FROM s`,
 		ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
-		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind).Scan(&n)
+		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash).Scan(&n)
 	if err != nil {
 		return wrap(err)
 	}
@@ -125,7 +125,7 @@ func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens
 		return row.Scan(dest...)
 	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		conn.Exec(context.Background(), "ROLLBACK") //nolint:errcheck // best effort; Release destroys a conn left in a transaction
+		_, _ = conn.Exec(context.Background(), "ROLLBACK") // best effort; Release destroys a conn left in a transaction
 		return nil, wrap(err)
 	}
 	st.Token.Selector = selector
@@ -170,7 +170,9 @@ func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens
 	return revs, nil
 }
 
-// Revocation statements: the UPDATE takes the session row locks (the same
+// Revocation statements. Sessions that expired less than an access-token
+// lifetime ago ($1 - ($2 - $1)) are revoked too: an access token issued just
+// before the session's end still lives. The UPDATE takes the session row locks (the same
 // lock a rotation takes) in id order, so revoke-all cannot deadlock with
 // another revoke-all; the denylist and audit INSERTs read its RETURNING;
 // pg_notify is delivered at COMMIT to every instance's listener.
@@ -191,7 +193,7 @@ const sqlRevokeTail = `
 const sqlRevokeOne = `
 	WITH r AS (
 		UPDATE sessions SET revoked_at = $1, revoked_reason = $6
-		WHERE id = $7 AND revoked_at IS NULL AND expires_at > $1
+		WHERE id = $7 AND revoked_at IS NULL AND expires_at > $1::timestamptz - ($2::timestamptz - $1::timestamptz)
 		  AND ($8 = '00000000-0000-0000-0000-000000000000'::uuid OR user_id = $8)
 		RETURNING id, user_id` + sqlRevokeTail
 
@@ -201,7 +203,7 @@ const sqlRevokeUser = `
 		UPDATE sessions SET revoked_at = $1, revoked_reason = $6
 		WHERE id IN (
 			SELECT id FROM sessions
-			WHERE user_id = $7 AND revoked_at IS NULL AND expires_at > $1 AND id <> $8
+			WHERE user_id = $7 AND revoked_at IS NULL AND expires_at > $1::timestamptz - ($2::timestamptz - $1::timestamptz) AND id <> $8
 			ORDER BY id FOR UPDATE
 		) AND revoked_at IS NULL
 		RETURNING id, user_id` + sqlRevokeTail

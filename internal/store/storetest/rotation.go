@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"audit: events of logins, refreshes and revocations", testAudit},
 		{"purge: expired sessions and denylist entries go", testPurge},
 	}
+	tests = append(tests, reviewTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}

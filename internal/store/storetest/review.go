@@ -1,0 +1,129 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+// Cases found by adversarial review; each failed before its fix.
+func reviewTests() []struct {
+	name string
+	fn   func(t *testing.T, store tokens.Store)
+} {
+	return []struct {
+		name string
+		fn   func(t *testing.T, store tokens.Store)
+	}{
+		{"race: login with the old password against a password change", testLoginRacesPasswordChange},
+		{"logout: a dead or used refresh token cannot log anyone out", testLogoutWithDeadToken},
+		{"rotation: an expired used token changes nothing", testExpiredUsedToken},
+		{"rotation: a clock behind the rotation gets no grace", testGraceWithClockBehind},
+		{"revocation: a just-expired session's access tokens are denied too", testRevokeJustExpired},
+		{"revocation: taking a role away ends the user's sessions", testRolesReduced},
+	}
+}
+
+func testLoginRacesPasswordChange(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	for round := 0; round < 100; round++ {
+		u := f.MustUser()
+		owner := f.MustLogin(u)
+		var p tokens.TokenPair
+		var loginErr, changeErr error
+		race(func() { p, loginErr = f.Svc.Login(ctx, u.Email, Password, tokens.ClientInfo{}) },
+			func() {
+				changeErr = f.Svc.ChangePassword(ctx, owner.Principal, Password, "a brand new password", tokens.ClientInfo{})
+			})
+		if changeErr != nil {
+			t.Fatalf("round %d: change: %v", round, changeErr)
+		}
+		if loginErr == nil {
+			f.MustBeRefused(p.RefreshToken, "a login with the old password that raced the change")
+			f.MustBeDenied(p.AccessToken, "a login with the old password that raced the change")
+		} else if !errors.Is(loginErr, tokens.ErrInvalidGrant) {
+			t.Fatalf("round %d: login: %v", round, loginErr)
+		}
+	}
+}
+
+func testLogoutWithDeadToken(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store, WithGrace(0))
+	u := f.MustUser()
+	stolen := f.MustLogin(u)
+	next := f.MustRefresh(stolen.RefreshToken)
+	f.MustRefresh(next.RefreshToken)
+	// stolen is now two rotations old: it may not end the live session...
+	if err := f.Svc.Logout(ctx, tokens.LogoutRequest{RefreshToken: stolen.RefreshToken, Global: true}); !errors.Is(err, tokens.ErrInvalidGrant) {
+		t.Fatalf("global logout with a used token: %v, want invalid_grant", err)
+	}
+	fresh := f.MustLogin(u)
+	f.MustAuthenticate(fresh.AccessToken)
+	// ...and once its session is dead, not the user's new sessions either.
+	if _, err := f.Refresh(stolen.RefreshToken); !tokens.IsReuse(err) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if err := f.Svc.Logout(ctx, tokens.LogoutRequest{RefreshToken: stolen.RefreshToken, Global: true}); !errors.Is(err, tokens.ErrInvalidGrant) {
+		t.Fatalf("global logout with a token of a revoked session: %v, want invalid_grant", err)
+	}
+	f.MustAuthenticate(fresh.AccessToken)
+	f.MustRefresh(fresh.RefreshToken)
+}
+
+func testExpiredUsedToken(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	t0 := f.MustLogin(f.MustUser())
+	f.Clock.Advance(300 * time.Hour)
+	t1 := f.MustRefresh(t0.RefreshToken) // t0 used; t1 fresh for 336h
+	f.Clock.Advance(40 * time.Hour)      // t0 is past its expiry, t1 is not
+	f.MustBeRefused(t0.RefreshToken, "an expired used token")
+	if s := f.Session(t0.SessionID); s.RevokedAt != nil {
+		t.Fatal("an expired used token revoked the session (SPEC §2.5: changes nothing)")
+	}
+	f.MustRefresh(t1.RefreshToken)
+}
+
+func testGraceWithClockBehind(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	t0 := f.MustLogin(f.MustUser())
+	f.MustRefresh(t0.RefreshToken)
+	f.Clock.Advance(-5 * time.Minute) // an instance whose clock lags
+	if _, err := f.Refresh(t0.RefreshToken); !tokens.IsReuse(err) {
+		t.Fatalf("replay under a lagging clock: %v, want reuse (no grace)", err)
+	}
+}
+
+func testRevokeJustExpired(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store, WithSessionMax(time.Hour))
+	u := f.MustUser()
+	t0 := f.MustLogin(u)
+	f.Clock.Advance(time.Hour - time.Second)
+	last := f.MustRefresh(t0.RefreshToken) // an access token valid 15 more minutes
+	f.Clock.Advance(time.Minute)           // the session has ended, the token lives
+	if _, err := f.Svc.RevokeUserSessions(ctx, tokens.Principal{UserID: uuid.New()}, u.ID, tokens.ClientInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	f.MustBeDenied(last.AccessToken, "access token of a just-expired session after revoke-all")
+}
+
+func testRolesReduced(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	u := f.MustUser("admin", "introspect")
+	p := f.MustLogin(u)
+	admin := tokens.Principal{UserID: uuid.New()}
+	more := []string{"admin", "introspect", "extra"}
+	if _, err := f.Svc.UpdateUser(ctx, admin, u.ID, nil, &more, tokens.ClientInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	f.MustAuthenticate(p.AccessToken) // adding a role ends nothing
+	less := []string{"introspect"}
+	if _, err := f.Svc.UpdateUser(ctx, admin, u.ID, nil, &less, tokens.ClientInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	f.MustBeDenied(p.AccessToken, "an admin token after the admin role was taken away")
+	f.MustBeRefused(p.RefreshToken, "a session whose user lost a role")
+}
