@@ -263,10 +263,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	defer stopBG()
 	if pg != nil {
 		go pg.Listen(bg, func() {
-			if err := svc.SyncRevocations(bg); err != nil && bg.Err() == nil {
-				log.Warn("revocation sync failed", "err", err.Error())
+			if err := svc.SyncRevocations(bg); err != nil {
+				if bg.Err() == nil {
+					log.Warn("revocation sync failed", "err", err.Error())
+				}
+				return
 			}
-		}, func(err error) { log.Warn("revocation listener lost its connection; reconnecting", "err", err.Error()) })
+			svc.RevocationFeedLive()
+		}, func(err error) {
+			svc.RevocationFeedLost()
+			log.Warn("revocation listener lost its connection; reconnecting", "err", err.Error())
+		})
 	}
 	go every(bg, 30*time.Second, func() {
 		if err := svc.FullSyncRevocations(bg); err != nil && bg.Err() == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,7 +38,25 @@ type Service struct {
 	cfg       Config
 	now       func() time.Time
 	dummyHash string
+	// syncLost is when this instance lost its revocation feed (the store's
+	// notifications), in Unix nanoseconds; 0 while it is live.
+	syncLost atomic.Int64
 }
+
+// StaleRevocationsAfter is how long an instance keeps answering access-token
+// checks after losing its revocation feed. Past it, checks fail closed with
+// ErrUnavailable: a revocation elsewhere could have been missed.
+const StaleRevocationsAfter = 2 * time.Second
+
+// RevocationFeedLost records that revocation notices may be missed from now
+// on (the listener lost its connection).
+func (s *Service) RevocationFeedLost() {
+	s.syncLost.CompareAndSwap(0, s.now().UnixNano())
+}
+
+// RevocationFeedLive records that the listener is connected and the
+// denylist was synced after it connected.
+func (s *Service) RevocationFeedLive() { s.syncLost.Store(0) }
 
 // NewService checks cfg and returns a Service. Its denylist starts empty:
 // call SyncRevocations before serving.
@@ -216,7 +235,11 @@ func (s *Service) Authenticate(token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	if s.deny.Denied(p.SessionID, p.TokenID, s.now()) {
+	now := s.now()
+	if lost := s.syncLost.Load(); lost != 0 && now.Sub(time.Unix(0, lost)) > StaleRevocationsAfter {
+		return Principal{}, fmt.Errorf("%w: revocations cannot be checked right now", ErrUnavailable)
+	}
+	if s.deny.Denied(p.SessionID, p.TokenID, now) {
 		return Principal{}, fmt.Errorf("%w: token has been revoked", ErrInvalidToken)
 	}
 	return p, nil

@@ -16,11 +16,15 @@ const NotifyChannel = "rotor_revocations"
 // notifications sent while it was away are lost. It reconnects with backoff
 // and returns when ctx ends. onErr, if not nil, hears connection failures.
 func (s *Store) Listen(ctx context.Context, onChange func(), onErr func(error)) {
-	backoff := 100 * time.Millisecond
+	const minBackoff, maxBackoff = 100 * time.Millisecond, 2 * time.Second
+	backoff := minBackoff
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, onChange)
+		connected, err := s.listenOnce(ctx, onChange)
 		if ctx.Err() != nil {
 			return
+		}
+		if connected {
+			backoff = minBackoff
 		}
 		if onErr != nil && err != nil {
 			onErr(wrap(err))
@@ -30,25 +34,25 @@ func (s *Store) Listen(ctx context.Context, onChange func(), onErr func(error)) 
 			return
 		case <-time.After(backoff):
 		}
-		if backoff < 5*time.Second {
-			backoff *= 2
-		}
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, onChange func()) error {
+// listenOnce listens until the connection fails; connected reports whether
+// it got as far as LISTEN.
+func (s *Store) listenOnce(ctx context.Context, onChange func()) (connected bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-		return err
+		return false, err
 	}
 	onChange() // catch up on whatever happened while we were not listening
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
+			return true, err
 		}
 		onChange()
 	}
