@@ -210,3 +210,39 @@ func TestRequestIDInErrorLogs(t *testing.T) {
 		t.Fatal("the request id is not in the log")
 	}
 }
+
+// Random refresh tokens at volume from one IP are rate limited.
+func TestRandomRefreshTokensAreRateLimited(t *testing.T) {
+	ts := newTestServer(t, api.Options{SignupEnabled: true, LoginRateLimit: 1}) // 6 failed refreshes a minute
+	var last response
+	for i := 0; i < 8; i++ {
+		last = ts.post("/refresh", `{"refresh_token":"rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`, "")
+	}
+	last.wantError(t, http.StatusTooManyRequests, "too_many_requests")
+	if last.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+}
+
+// Attack tokens over HTTP: 401 from /me, {active:false} from /introspect.
+func TestAttackTokensOverHTTP(t *testing.T) {
+	ts := newTestServer(t, defaults)
+	admin := ts.adminToken()
+	_, p := ts.newUser()
+	parts := strings.Split(p.AccessToken, ".")
+	attacks := map[string]string{
+		"alg none":           "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0." + parts[1] + ".",
+		"signature stripped": parts[0] + "." + parts[1] + ".",
+		"payload swapped":    parts[0] + "." + strings.Split(admin, ".")[1] + "." + parts[2],
+		"four segments":      p.AccessToken + ".x",
+		"padded":             parts[0] + "=." + parts[1] + "." + parts[2],
+		"refresh as bearer":  p.RefreshToken,
+	}
+	for name, tok := range attacks {
+		ts.get("/me", tok).wantError(t, http.StatusUnauthorized, "invalid_token")
+		r := ts.post("/introspect", mustJSON(map[string]string{"token": tok}), admin)
+		if m := r.json(t); r.status != 200 || len(m) != 1 || m["active"] != false {
+			t.Errorf("%s: introspect %d %s", name, r.status, r.body)
+		}
+	}
+}

@@ -29,7 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"rotation: expired tokens and sessions are refused and change nothing", testExpiry},
 		{"rotation: unknown and forged tokens change nothing", testForgedTokens},
 		{"rotation: a failed transaction leaves the old state", testTransactionBoundary},
-		{"race: 50 concurrent presentations with a window give one rotation", testConcurrentGrace},
+		{"race: 50 concurrent presentations with a window give one rotation, 100 rounds", testConcurrentGrace},
 		{"race: 50 concurrent presentations in strict mode give one success and a revocation", testConcurrentStrict},
 		{"race: refresh against logout, admin revoke and password change", testRefreshRacesRevocation},
 		{"race: login against disable", testLoginRacesDisable},
@@ -244,10 +244,8 @@ func testTransactionBoundary(t *testing.T, store tokens.Store) {
 	f.MustAuthenticate(t1.AccessToken)
 }
 
-func testConcurrentGrace(t *testing.T, store tokens.Store) {
-	f := NewFixture(t, store)
-	t0 := f.MustLogin(f.MustUser())
-	const n = 50
+// presentTogether presents rt from n goroutines released by one barrier.
+func presentTogether(f *Fixture, rt string, n int) ([]tokens.TokenPair, []error) {
 	results := make([]tokens.TokenPair, n)
 	errs := make([]error, n)
 	var start, done sync.WaitGroup
@@ -257,31 +255,45 @@ func testConcurrentGrace(t *testing.T, store tokens.Store) {
 		go func() {
 			defer done.Done()
 			start.Wait()
-			results[i], errs[i] = f.Refresh(t0.RefreshToken)
+			results[i], errs[i] = f.Refresh(rt)
 		}()
 	}
 	start.Done()
 	done.Wait()
-	for i := 0; i < n; i++ {
-		if errs[i] != nil {
-			t.Fatalf("caller %d: %v", i, errs[i])
+	return results, errs
+}
+
+// testConcurrentGrace: 100 rounds of 50 presentations of one token at once;
+// each round yields exactly one successor, which every caller gets.
+func testConcurrentGrace(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	t0 := f.MustLogin(f.MustUser())
+	rt := t0.RefreshToken
+	for round := 0; round < 100; round++ {
+		results, errs := presentTogether(f, rt, 50)
+		for i := range results {
+			if errs[i] != nil {
+				t.Fatalf("round %d caller %d: %v", round, i, errs[i])
+			}
+			if results[i].RefreshToken != results[0].RefreshToken {
+				t.Fatalf("round %d: caller %d got a different successor: more than one rotation", round, i)
+			}
 		}
-		if results[i].RefreshToken != results[0].RefreshToken {
-			t.Fatalf("caller %d got a different successor: more than one rotation", i)
+		s := f.Session(t0.SessionID)
+		if s.RevokedAt != nil {
+			t.Fatalf("round %d: concurrent presentations inside the window revoked the session", round)
 		}
+		if !bytes.Equal(s.Chain.PrevSelector, Selector(t, rt)) || !bytes.Equal(s.Chain.ActiveSelector, Selector(t, results[0].RefreshToken)) {
+			t.Fatalf("round %d: the chain is not exactly presented -> successor", round)
+		}
+		_, rec, err := store.SessionBySelector(context.Background(), Selector(t, results[0].RefreshToken))
+		if err != nil || !bytes.Equal(rec.ParentSelector, Selector(t, rt)) {
+			t.Fatalf("round %d: successor's parent is not the presented token (err %v)", round, err)
+		}
+		rt = results[0].RefreshToken
+		f.Clock.Advance(11 * time.Second) // the next round starts outside the window
 	}
-	s := f.Session(t0.SessionID)
-	if s.RevokedAt != nil {
-		t.Fatal("concurrent presentations inside the window revoked the session")
-	}
-	if !bytes.Equal(s.Chain.PrevSelector, Selector(t, t0.RefreshToken)) || !bytes.Equal(s.Chain.ActiveSelector, Selector(t, results[0].RefreshToken)) {
-		t.Fatal("the chain is not exactly t0 -> successor")
-	}
-	_, rec, err := store.SessionBySelector(context.Background(), Selector(t, results[0].RefreshToken))
-	if err != nil || !bytes.Equal(rec.ParentSelector, Selector(t, t0.RefreshToken)) {
-		t.Fatalf("successor's parent is not t0 (err %v)", err)
-	}
-	f.MustRefresh(results[0].RefreshToken)
+	f.MustRefresh(rt)
 }
 
 func testConcurrentStrict(t *testing.T, store tokens.Store) {
