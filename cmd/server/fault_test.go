@@ -1,33 +1,12 @@
 package main
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rotorauth/rotor/internal/store/postgres/pgtest"
 )
-
-// callFull is call that also returns the headers.
-func callFull(t *testing.T, method, url, body, bearer string) (int, http.Header, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
-}
 
 func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
 	t.Helper()

@@ -151,42 +151,57 @@ func start(t *testing.T, vars map[string]string) *instance {
 	return in
 }
 
-func call(t *testing.T, method, url, body, bearer string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+// request sends one request with an optional JSON body and bearer token.
+func request(method, url, body, bearer string) (int, http.Header, []byte, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b, err
+}
+
+// call sends a request and decodes a JSON object answer; transport errors
+// fail the test.
+func call(t *testing.T, method, url, body, bearer string) (int, map[string]any) {
+	t.Helper()
+	st, _, b, err := request(method, url, body, bearer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
 	var m map[string]any
-	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &m)
-	return resp.StatusCode, m
+	return st, m
+}
+
+// callFull is call that returns the headers and the raw body.
+func callFull(t *testing.T, method, url, body, bearer string) (int, http.Header, string) {
+	t.Helper()
+	st, h, b, err := request(method, url, body, bearer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, h, string(b)
 }
 
 // tryCall is call without failing the test on a transport error.
 func tryCall(method, url, body string) (int, map[string]any, error) {
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
+	st, _, b, err := request(method, url, body, "")
 	var m map[string]any
-	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &m)
-	return resp.StatusCode, m, nil
+	return st, m, err
 }
 
 func TestServeInMemoryAndShutDown(t *testing.T) {
