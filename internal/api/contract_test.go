@@ -1113,6 +1113,13 @@ func (f *ctFaultyStore) Refresh(ctx context.Context, selector []byte, decide fun
 	return f.Store.Refresh(ctx, selector, decide)
 }
 
+func (f *ctFaultyStore) RotateActive(ctx context.Context, r tokens.ActiveRotation) (tokens.RefreshState, bool, error) {
+	if err := f.err(); err != nil {
+		return tokens.RefreshState{}, false, err
+	}
+	return f.Store.RotateActive(ctx, r)
+}
+
 func (f *ctFaultyStore) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) ([]tokens.Revocation, error) {
 	if err := f.err(); err != nil {
 		return nil, err

@@ -103,6 +103,9 @@ func (c *RefreshCodec) Parse(token string) (ParsedRefresh, error) {
 	return ParsedRefresh{Raw: raw, Selector: raw[:selectorLen], verifier: raw[selectorLen:]}, nil
 }
 
+// VerifierHash returns the keyed hash of p's verifier, as stored.
+func (c *RefreshCodec) VerifierHash(p ParsedRefresh) []byte { return c.hash(p.verifier) }
+
 // Matches reports, in constant time, whether p's verifier hashes to stored.
 func (c *RefreshCodec) Matches(p ParsedRefresh, stored []byte) bool {
 	return subtle.ConstantTimeCompare(c.hash(p.verifier), stored) == 1

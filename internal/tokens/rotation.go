@@ -23,27 +23,32 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 		return TokenPair{}, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	var (
-		succ    IssuedRefresh
-		succExp time.Time
-		st      RefreshState
-		reuse   bool
-	)
+	succ := s.codec.Successor(p.Raw)
+	next := RefreshRecord{
+		Selector: succ.Selector, VerifierHash: succ.VerifierHash, ParentSelector: p.Selector,
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
+	}
+	event := AuditEvent{At: now, Kind: EventRefresh, IP: client.IP}
+
+	// Fast path: the active token of a live session, in one statement.
+	st, ok, err := s.store.RotateActive(ctx, ActiveRotation{
+		Selector: p.Selector, VerifierHash: s.codec.VerifierHash(p), Successor: next, Now: now, Event: event,
+	})
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if ok {
+		return s.pair(st.User, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, now)
+	}
+
+	// Everything else decides on the locked state: grace replays, reuse,
+	// refusals (and an active token that turned out to need no fast path).
+	var reuse bool
 	revs, err := s.store.Refresh(ctx, p.Selector, func(state RefreshState) (RefreshOutcome, error) {
 		st = state
-		out, err := s.decide(p, state, now, client)
-		if err != nil {
-			return out, err
-		}
-		switch out.Kind {
-		case OutcomeRotate:
-			succ, succExp = s.codec.Successor(p.Raw), out.Successor.ExpiresAt
-		case OutcomeRevoke:
-			reuse = true
-		default: // grace replay
-			succ, succExp = s.codec.Successor(p.Raw), state.Session.Chain.ActiveExpiresAt
-		}
-		return out, nil
+		out, err := s.decide(p, succ, next, event, state, now)
+		reuse = out.Kind == OutcomeRevoke
+		return out, err
 	})
 	if errors.Is(err, ErrNotFound) {
 		return TokenPair{}, errUnknownToken
@@ -55,12 +60,23 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 		s.deny.AddLocal(revs...)
 		return TokenPair{}, errReuseDetected
 	}
-	return s.pair(st.User, st.Session.ID, succ.Token, succExp, now)
+	// Rotated here, or a grace replay: either way the session's active
+	// token is now succ.
+	return s.pair(st.User, st.Session.ID, succ.Token, activeExpiry(st, next), now)
+}
+
+// activeExpiry is the successor's expiry after decide: the capped expiry of
+// a rotation it just made, or the stored one of a grace replay.
+func activeExpiry(st RefreshState, next RefreshRecord) time.Time {
+	if bytes.Equal(st.Session.Chain.ActiveSelector, next.Selector) {
+		return st.Session.Chain.ActiveExpiresAt
+	}
+	return minTime(next.ExpiresAt, st.Session.ExpiresAt)
 }
 
 // decide applies the rotation rules to the locked state. It is pure: it
 // reads the state and the clock and says what to write.
-func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client ClientInfo) (RefreshOutcome, error) {
+func (s *Service) decide(p ParsedRefresh, succ IssuedRefresh, next RefreshRecord, event AuditEvent, st RefreshState, now time.Time) (RefreshOutcome, error) {
 	if !s.codec.Matches(p, st.Token.VerifierHash) {
 		return RefreshOutcome{}, errUnknownToken
 	}
@@ -77,18 +93,12 @@ func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client
 		return RefreshOutcome{}, errTokenExpired
 	}
 	if bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector) {
-		succ := s.codec.Successor(p.Raw)
-		return RefreshOutcome{
-			Kind: OutcomeRotate, Now: now,
-			Successor: RefreshRecord{
-				Selector: succ.Selector, SessionID: sess.ID, VerifierHash: succ.VerifierHash,
-				ParentSelector: st.Token.Selector, CreatedAt: now,
-				ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
-			},
-			Event: AuditEvent{At: now, Kind: EventRefresh, UserID: &sess.UserID, SessionID: &sess.ID, IP: client.IP},
-		}, nil
+		next.SessionID = sess.ID
+		next.ExpiresAt = minTime(next.ExpiresAt, sess.ExpiresAt)
+		event.UserID, event.SessionID = &sess.UserID, &sess.ID
+		return RefreshOutcome{Kind: OutcomeRotate, Now: now, Successor: next, Event: event}, nil
 	}
-	if s.inGrace(p, st, now) {
+	if s.inGrace(succ, st, now) {
 		return RefreshOutcome{Kind: OutcomeNone, Now: now}, nil
 	}
 	return RefreshOutcome{
@@ -96,7 +106,7 @@ func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client
 		Revoke: SessionRevocation{
 			SessionID: sess.ID, UserID: sess.UserID, Reason: ReasonReuseDetected, At: now,
 			DenyUntil: s.denyUntil(now),
-			Event: AuditEvent{At: now, Kind: EventReuseDetected, IP: client.IP,
+			Event: AuditEvent{At: now, Kind: EventReuseDetected, IP: event.IP,
 				Detail: map[string]string{"reason": ReasonReuseDetected}},
 		},
 	}, nil
@@ -107,7 +117,7 @@ func (s *Service) decide(p ParsedRefresh, st RefreshState, now time.Time, client
 // ReuseGrace ago (the rotation time, never a later update), its successor is
 // still the active, unexpired token, and that successor is the one derived
 // from the presented token.
-func (s *Service) inGrace(p ParsedRefresh, st RefreshState, now time.Time) bool {
+func (s *Service) inGrace(succ IssuedRefresh, st RefreshState, now time.Time) bool {
 	c := st.Session.Chain
 	if s.cfg.ReuseGrace <= 0 || c.PrevSelector == nil || !bytes.Equal(st.Token.Selector, c.PrevSelector) {
 		return false
@@ -117,7 +127,7 @@ func (s *Service) inGrace(p ParsedRefresh, st RefreshState, now time.Time) bool 
 	if elapsed := now.Sub(c.RotatedAt); elapsed < 0 || elapsed >= s.cfg.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
 		return false
 	}
-	return bytes.Equal(s.codec.Successor(p.Raw).Selector, c.ActiveSelector)
+	return bytes.Equal(succ.Selector, c.ActiveSelector)
 }
 
 // denyMargin covers the time between reading the clock for a revocation and

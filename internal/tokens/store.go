@@ -49,6 +49,18 @@ type RefreshOutcome struct {
 	Revoke    SessionRevocation
 }
 
+// ActiveRotation is the common case of a refresh, which a store does in one
+// statement: the presented token is its session's active token.
+type ActiveRotation struct {
+	Selector     []byte // the presented token's selector
+	VerifierHash []byte // keyed hash of the presented verifier
+	// Successor is the token to issue. Its SessionID is filled in by the
+	// store, and its ExpiresAt is capped at the session's expiry.
+	Successor RefreshRecord
+	Now       time.Time
+	Event     AuditEvent // the refresh audit event; the store fills in user and session
+}
+
 // SessionRevocation describes sessions to revoke and how.
 type SessionRevocation struct {
 	SessionID uuid.UUID // one session; uuid.Nil for all of UserID's sessions
@@ -96,7 +108,7 @@ const RevokedRetention = 24 * time.Hour
 // documented, wrap storage failures so that errors.Is(err, ErrUnavailable)
 // holds, and never return a token, password or hash in an error message.
 //
-// Serialization: Refresh, RevokeSessions and UpdateUser with Revoke all take
+// Serialization: Refresh, RotateActive, RevokeSessions and UpdateUser with Revoke all take
 // the same per-session lock (in PostgreSQL, the session row), so a rotation
 // racing any revocation ends with the session revoked and no live token.
 // CreateSession holds the user against a concurrent disable or password
@@ -125,6 +137,16 @@ type Store interface {
 	// (decide not called) if no token has that selector. If the transaction
 	// fails after decide ran, nothing was written.
 	Refresh(ctx context.Context, selector []byte, decide func(RefreshState) (RefreshOutcome, error)) ([]Revocation, error)
+	// RotateActive is the fast path of a rotation. Atomically, holding the
+	// same session lock as Refresh: if the token with r.Selector is its
+	// session's active token, its stored verifier hash equals r.VerifierHash
+	// (compared in constant time), it and its session are unexpired at
+	// r.Now, the session is not revoked and its user not disabled, it
+	// rotates exactly as OutcomeRotate does and returns the state after the
+	// rotation (Session with its new Chain, User without password hash) and
+	// true. Otherwise it writes nothing and returns false, and the caller
+	// decides through Refresh (grace replays, reuse, refusals).
+	RotateActive(ctx context.Context, r ActiveRotation) (RefreshState, bool, error)
 	// RevokeSessions revokes the active sessions r selects, writing one
 	// denylist entry and one audit event per session, and returns the
 	// entries. Already revoked or expired sessions are left alone.

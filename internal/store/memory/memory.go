@@ -7,6 +7,7 @@ package memory
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"slices"
 	"sort"
 	"sync"
@@ -162,6 +163,40 @@ func (s *Store) Refresh(_ context.Context, selector []byte, decide func(tokens.R
 		return s.revokeLocked(out.Revoke), nil
 	}
 	return nil, nil
+}
+
+// RotateActive implements tokens.Store.
+func (s *Store) RotateActive(_ context.Context, r tokens.ActiveRotation) (tokens.RefreshState, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.refresh[string(r.Selector)]
+	if !ok {
+		return tokens.RefreshState{}, false, nil
+	}
+	sess := s.sessions[rec.SessionID]
+	u := cloneUser(s.users[sess.UserID])
+	if subtle.ConstantTimeCompare(rec.VerifierHash, r.VerifierHash) != 1 ||
+		!bytes.Equal(sess.Chain.ActiveSelector, r.Selector) || sess.RevokedAt != nil ||
+		!r.Now.Before(sess.ExpiresAt) || !r.Now.Before(rec.ExpiresAt) || u.Disabled {
+		return tokens.RefreshState{}, false, nil
+	}
+	next := r.Successor
+	next.SessionID = sess.ID
+	if next.ExpiresAt.After(sess.ExpiresAt) {
+		next.ExpiresAt = sess.ExpiresAt
+	}
+	if _, dup := s.refresh[string(next.Selector)]; dup {
+		return tokens.RefreshState{}, false, tokens.ErrConflict
+	}
+	s.refresh[string(next.Selector)] = next
+	sess.Chain = tokens.Chain{ActiveSelector: next.Selector, ActiveExpiresAt: next.ExpiresAt, PrevSelector: r.Selector, RotatedAt: r.Now}
+	sess.LastUsedAt = r.Now
+	s.sessions[sess.ID] = sess
+	ev := r.Event
+	ev.UserID, ev.SessionID = &u.ID, &sess.ID
+	s.addAuditLocked(ev)
+	u.PasswordHash = ""
+	return tokens.RefreshState{Token: next, Session: sess, User: u}, true, nil
 }
 
 // RevokeSessions implements tokens.Store.

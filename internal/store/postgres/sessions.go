@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,6 +60,64 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (err er
 		return tokens.ErrNotFound
 	}
 	return nil
+}
+
+// sqlRotateActive is the whole common-case rotation in one statement and
+// one round trip (autocommit): the UPDATE finds the token by its selector
+// (primary key), locks the session row, and applies every rule of the fast
+// path in its WHERE clause; the token and audit INSERTs read its RETURNING,
+// so when any rule fails nothing at all is written and the caller takes the
+// locked path. A concurrent presentation of the same token waits for the
+// row lock, is re-checked against the new row (active_selector moved on) and
+// falls through to the locked path, where the grace rules apply.
+//
+// The verifier hash is compared in constant time in SQL: the XOR of the two
+// 256-bit strings is computed whole and its set bits counted, with no early
+// exit on the first differing byte (bytea "=" would stop there).
+const sqlRotateActive = `
+	WITH s AS (
+		UPDATE sessions s
+		SET active_selector = $2, active_expires_at = LEAST($4::timestamptz, s.expires_at),
+		    prev_selector = $1, rotated_at = $3, last_used_at = $3
+		FROM refresh_tokens t, users u
+		WHERE t.selector = $1 AND s.id = t.session_id AND u.id = s.user_id
+		  AND s.active_selector = $1 AND s.revoked_at IS NULL AND s.expires_at > $3
+		  AND t.expires_at > $3 AND NOT u.disabled
+		  AND bit_count(('x' || encode(t.verifier_hash, 'hex'))::bit(256)
+		              # ('x' || encode($5::bytea, 'hex'))::bit(256)) = 0
+		RETURNING s.id, s.user_id, s.created_at AS session_created, s.expires_at, s.active_expires_at, u.email, u.roles, u.created_at AS user_created
+	), t AS (
+		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, parent_selector, created_at, expires_at)
+		SELECT $2, s.id, $6, $1, $3, s.active_expires_at FROM s
+	), a AS (
+		INSERT INTO audit_events (at, kind, user_id, session_id, ip)
+		SELECT $3, $7, s.user_id, s.id, $8 FROM s
+	)
+	SELECT id, user_id, session_created, expires_at, active_expires_at, email, roles, user_created FROM s`
+
+// RotateActive implements tokens.Store with sqlRotateActive.
+func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ tokens.RefreshState, _ bool, err error) {
+	defer s.timed("rotate_active", time.Now(), &err)
+	var st tokens.RefreshState
+	n := r.Successor
+	err = s.pool.QueryRow(ctx, sqlRotateActive, r.Selector, n.Selector, r.Now, n.ExpiresAt, r.VerifierHash,
+		n.VerifierHash, r.Event.Kind, r.Event.IP).Scan(&st.Session.ID, &st.Session.UserID, &st.Session.CreatedAt,
+		&st.Session.ExpiresAt, &st.Session.Chain.ActiveExpiresAt, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tokens.RefreshState{}, false, nil
+	}
+	if err != nil {
+		return tokens.RefreshState{}, false, wrap(err)
+	}
+	st.User.ID = st.Session.UserID
+	if st.User.Roles == nil {
+		st.User.Roles = []string{}
+	}
+	st.Session.LastUsedAt = r.Now
+	st.Session.Chain.ActiveSelector, st.Session.Chain.PrevSelector, st.Session.Chain.RotatedAt = n.Selector, r.Selector, r.Now
+	n.SessionID, n.ExpiresAt = st.Session.ID, st.Session.Chain.ActiveExpiresAt
+	st.Token = n
+	return st, true, nil
 }
 
 // sqlRefreshState reads the presented token, its session and its user, and

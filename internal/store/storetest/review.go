@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ func reviewTests() []struct {
 		{"rotation: a clock behind the rotation gets no grace", testGraceWithClockBehind},
 		{"revocation: a just-expired session's access tokens are denied too", testRevokeJustExpired},
 		{"revocation: taking a role away ends the user's sessions", testRolesReduced},
+		{"rotation: the one-statement fast path applies every rule", testRotateActiveRules},
 	}
 }
 
@@ -126,4 +128,40 @@ func testRolesReduced(t *testing.T, store tokens.Store) {
 	}
 	f.MustBeDenied(p.AccessToken, "an admin token after the admin role was taken away")
 	f.MustBeRefused(p.RefreshToken, "a session whose user lost a role")
+}
+
+// testRotateActiveRules checks the fast path at the store level: a wrong
+// verifier hash, a used token or a revoked session rotate nothing.
+func testRotateActiveRules(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	t0 := f.MustLogin(f.MustUser())
+	sel := Selector(t, t0.RefreshToken)
+	_, rec, err := store.SessionBySelector(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.Clock.Now()
+	next := func(b byte) tokens.RefreshRecord {
+		s := append([]byte{b}, sel[1:]...)
+		return tokens.RefreshRecord{Selector: s, VerifierHash: rec.VerifierHash, ParentSelector: sel, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	wrong := append([]byte(nil), rec.VerifierHash...)
+	wrong[len(wrong)-1] ^= 1
+	if _, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: wrong, Successor: next(0xA1), Now: now,
+		Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}}); ok || err != nil {
+		t.Fatalf("a wrong verifier hash rotated: %v %v", ok, err)
+	}
+	st, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA2), Now: now,
+		Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}})
+	if !ok || err != nil || st.Session.ID != t0.SessionID || st.User.ID == uuid.Nil || !st.Session.Chain.ActiveExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("the active token did not rotate: %v %v %+v", ok, err, st)
+	}
+	if _, ok, _ := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA3), Now: now,
+		Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}}); ok {
+		t.Fatal("a used token rotated again on the fast path")
+	}
+	s := f.Session(t0.SessionID)
+	if s.Chain.ActiveSelector[0] != 0xA2 || !bytes.Equal(s.Chain.PrevSelector, sel) {
+		t.Fatal("the chain is not t0 -> A2")
+	}
 }
