@@ -281,7 +281,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 	})
 	go every(bg, 5*time.Minute, func() {
-		if n, err := svc.Purge(bg, 500); err != nil && bg.Err() == nil {
+		if n, err := svc.Purge(bg, 100); err != nil && bg.Err() == nil {
 			log.Warn("purge failed", "err", err.Error())
 		} else if n > 0 {
 			log.Info("purged expired rows", "rows", n)

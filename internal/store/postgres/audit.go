@@ -68,17 +68,25 @@ func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ 
 // over at most batch rows; SKIP LOCKED passes over sessions a rotation or
 // revocation holds right now instead of waiting for them.
 func (s *Store) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
-	tag, err := s.pool.Exec(ctx, `
-		DELETE FROM sessions WHERE id IN (
-			SELECT id FROM sessions
-			WHERE expires_at <= $1 OR revoked_at <= $2
-			LIMIT $3 FOR UPDATE SKIP LOCKED)`,
-		now, now.Add(-tokens.RevokedRetention), batch)
+	// Sessions and their tokens go in one statement (refresh_tokens has no
+	// foreign key to cascade).
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		WITH d AS (
+			DELETE FROM sessions WHERE id IN (
+				SELECT id FROM sessions
+				WHERE expires_at <= $1 OR revoked_at <= $2
+				LIMIT $3 FOR UPDATE SKIP LOCKED)
+			RETURNING id
+		), t AS (
+			DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM d)
+		)
+		SELECT count(*) FROM d`,
+		now, now.Add(-tokens.RevokedRetention), batch).Scan(&n)
 	if err != nil {
 		return 0, wrap(err)
 	}
-	n := int(tag.RowsAffected())
-	tag, err = s.pool.Exec(ctx, `
+	tag, err := s.pool.Exec(ctx, `
 		DELETE FROM revocations WHERE id IN (
 			SELECT id FROM revocations WHERE until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 		now, batch)
