@@ -1,0 +1,187 @@
+// Command bench measures Rotor as SPEC §9 asks: requests/s and p50/p99 per
+// endpoint and concurrency, beside a pgbench run of a one-statement rotation
+// transaction on the same PostgreSQL. It prints figures and never asserts
+// speed: the exit status is 1 only when a request (or pgbench transaction)
+// failed, 2 when the benchmark could not run.
+//
+//	go run ./cmd/bench           # builds and starts the server on a scratch database, ~2 minutes
+//	go run ./cmd/bench -smoke    # a few seconds, for CI
+//	go run ./cmd/bench -addr http://127.0.0.1:8080 -admin-email ... -admin-password ...
+//
+// By default it creates the database rotor_bench_<random> through -pg, runs
+// `go build ./cmd/server`, starts the binary on a free loopback port with
+// LOGIN_RATE_LIMIT=0 and a bootstrap admin, and drops the database and stops
+// the server at the end or on Ctrl-C. With -addr it uses a running server
+// instead, which must have LOGIN_RATE_LIMIT=0 and the given admin; pgbench
+// still runs in a scratch database of -pg.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	addr          string
+	adminEmail    string
+	adminPassword string
+	pg            string
+	memory        bool
+	smoke         bool
+	pgbench       bool
+	duration      time.Duration
+	warmup        time.Duration
+	only          string
+	serverPID     int    // the started server, for the CPU table; 0 with -addr
+	dbName        string // the started server's database, for the CPU table
+}
+
+// phases lists the phase names -only accepts.
+const phases = "refresh,me,introspect,token,pgbench"
+
+// want reports whether phase runs: every phase unless -only names some.
+func (o options) want(phase string) bool {
+	if o.only == "" {
+		return true
+	}
+	for _, p := range strings.Split(o.only, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.addr, "addr", "", "base URL of a running Rotor (LOGIN_RATE_LIMIT=0); empty: build and start one")
+	flag.StringVar(&o.adminEmail, "admin-email", "", "admin to log in as (default: the bootstrap admin of the started server)")
+	flag.StringVar(&o.adminPassword, "admin-password", "", "password of -admin-email")
+	flag.StringVar(&o.pg, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL in which to create the scratch database")
+	flag.BoolVar(&o.memory, "memory", false, "start the server on the in-memory store (no DATABASE_URL)")
+	flag.BoolVar(&o.pgbench, "pgbench", true, "run the pgbench reference")
+	flag.BoolVar(&o.smoke, "smoke", false, "very short phases for CI: 300ms each, no warm-up, pgbench -T 1")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured length of each phase")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
+	flag.StringVar(&o.only, "only", "", "run only these phases, comma-separated, of "+phases)
+	flag.Parse()
+	for _, p := range strings.Split(o.only, ",") {
+		if p = strings.TrimSpace(p); o.only != "" && !strings.Contains(","+phases+",", ","+p+",") {
+			fmt.Fprintf(os.Stderr, "bench: -only: unknown phase %q (use %s)\n", p, phases)
+			os.Exit(2)
+		}
+	}
+	o.pgbench = o.pgbench && o.want("pgbench")
+	if o.smoke {
+		o.duration, o.warmup = 300*time.Millisecond, 0
+	}
+	if o.addr != "" && (o.adminEmail == "" || o.adminPassword == "") {
+		fmt.Fprintln(os.Stderr, "bench: -addr needs -admin-email and -admin-password")
+		os.Exit(2)
+	}
+	if o.addr != "" && o.memory {
+		fmt.Fprintln(os.Stderr, "bench: -memory starts a server; it cannot be combined with -addr")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code, err := run(ctx, o, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		if code == 0 {
+			code = 2
+		}
+	}
+	os.Exit(code)
+}
+
+// run sets up, measures, prints the table and cleans up. Its exit code is 1
+// when any request failed.
+func run(ctx context.Context, o options, out io.Writer) (int, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return 2, err
+	}
+	tmp, err := os.MkdirTemp("", "rotor-bench-")
+	if err != nil {
+		return 2, err
+	}
+	defer os.RemoveAll(tmp)
+
+	var db *scratchDB
+	if (o.addr == "" && !o.memory) || o.pgbench {
+		if db, err = createScratch(ctx, o.pg); err != nil {
+			return 2, err
+		}
+		defer db.drop()
+	}
+	rotorPhases := o.want("refresh") || o.want("me") || o.want("introspect") || o.want("token")
+	store, base := "running server", o.addr
+	if o.addr == "" && rotorPhases {
+		o.adminEmail = "bench-admin-" + randHex(4) + "@example.com"
+		o.adminPassword = "admin-" + randHex(16)
+		dbURL := ""
+		store = "in-memory store"
+		if !o.memory {
+			dbURL, store, o.dbName = db.url, "PostgreSQL store, database "+db.name, db.name
+		}
+		fmt.Fprintln(os.Stderr, "bench: building and starting ./cmd/server")
+		srv, err := startServer(ctx, root, tmp, dbURL, o.adminEmail, o.adminPassword)
+		if err != nil {
+			return 2, err
+		}
+		defer srv.stop()
+		base, o.serverPID = srv.base, srv.cmd.Process.Pid
+	}
+
+	var rotor []result
+	if rotorPhases {
+		if rotor, err = runRotor(ctx, o, base); err != nil {
+			return 2, interrupted(ctx, err)
+		}
+	}
+	var pgb []result
+	if o.pgbench {
+		if pgb, err = runPgbench(ctx, o, root, tmp, db); err != nil {
+			return 2, interrupted(ctx, err)
+		}
+	}
+	if !rotorPhases {
+		base, store = "-", "not measured"
+	}
+	fmt.Fprintf(out, "\nRotor at %s (%s); %d CPUs shared by client, server and PostgreSQL; phases %s after %s warm-up\n\n",
+		base, store, runtime.NumCPU(), o.duration, o.warmup)
+	all := append(append([]result(nil), rotor...), pgb...)
+	printTable(out, all)
+	printCPU(out, all)
+	printTargets(out, rotor, pgb)
+	failed := 0
+	for _, r := range all {
+		failed += r.errors
+		if r.errors > 0 {
+			fmt.Fprintf(out, "ERROR %s c=%d: %d failed; first: %s\n", r.name, r.conc, r.errors, r.firstErr)
+		}
+	}
+	if failed > 0 {
+		return 1, errors.New("some requests failed (see above)")
+	}
+	return 0, nil
+}
+
+// interrupted replaces the error of a phase cut short by Ctrl-C.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errors.New("interrupted; the server was stopped and the scratch database dropped")
+	}
+	return err
+}

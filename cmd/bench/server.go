@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// scratchDB is a database the benchmark created and drops at the end.
+type scratchDB struct {
+	admin string // URL of the database it was created from
+	name  string
+	url   string // URL of the scratch database
+}
+
+// createScratch creates rotor_bench_<random> through the database at pgURL.
+func createScratch(ctx context.Context, pgURL string) (*scratchDB, error) {
+	u, err := url.Parse(pgURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("-pg: %q is not a postgres:// URL", pgURL)
+	}
+	name := "rotor_bench_" + randHex(6)
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, fmt.Errorf("-pg: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, fmt.Errorf("create scratch database: %w", err)
+	}
+	u.Path = "/" + name
+	return &scratchDB{admin: pgURL, name: name, url: u.String()}, nil
+}
+
+// drop removes the scratch database, disconnecting whoever still uses it.
+func (s *scratchDB) drop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err == nil {
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.name+" WITH (FORCE)")
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: could not drop database %s: %v\n", s.name, err)
+	}
+}
+
+// rotorVars are the server's configuration variables (SPEC §6); the
+// benchmark removes them from the inherited environment and sets its own.
+var rotorVars = []string{"HTTP_ADDR", "METRICS_ADDR", "DATABASE_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ALG",
+	"JWT_KEYS", "JWT_SECRET", "TOKEN_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "SESSION_MAX_LIFETIME",
+	"REFRESH_REUSE_GRACE", "SIGNUP_ENABLED", "REFRESH_COOKIE", "CORS_ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT",
+	"BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD", "TRUSTED_PROXIES", "LOG_FORMAT", "LOG_LEVEL", "QUIET_ACCESS_LOG"}
+
+// server is a Rotor process the benchmark started.
+type server struct {
+	cmd     *exec.Cmd
+	base    string
+	logPath string
+	done    chan struct{}
+	waitErr error
+}
+
+// startServer builds ./cmd/server into dir, starts it on a free loopback
+// port with databaseURL ("" for the in-memory store) and waits for /readyz.
+func startServer(ctx context.Context, root, dir, databaseURL, adminEmail, adminPassword string) (*server, error) {
+	bin := filepath.Join(dir, "rotor")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/server") // #nosec G204 -- bin is in our temporary directory
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/server: %v\n%s", err, out)
+	}
+	keys, err := exec.CommandContext(ctx, bin, "keygen").Output() // #nosec G204 -- the binary this benchmark just built
+	if err != nil {
+		return nil, fmt.Errorf("rotor keygen: %w", err)
+	}
+	keyPath := filepath.Join(dir, "jwt.pem")
+	if err := os.WriteFile(keyPath, keys, 0o600); err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	env := environWithout(rotorVars)
+	env = append(env, "HTTP_ADDR="+addr, "JWT_KEYS="+keyPath,
+		"TOKEN_SECRET="+base64.RawURLEncoding.EncodeToString(secret),
+		"LOGIN_RATE_LIMIT=0", "QUIET_ACCESS_LOG=true", "LOG_LEVEL=warn",
+		"BOOTSTRAP_ADMIN_EMAIL="+adminEmail, "BOOTSTRAP_ADMIN_PASSWORD="+adminPassword)
+	if databaseURL != "" {
+		env = append(env, "DATABASE_URL="+databaseURL)
+	}
+	s := &server{base: "http://" + addr, logPath: filepath.Join(dir, "server.log"), done: make(chan struct{})}
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin) // #nosec G204 -- the binary this benchmark just built
+	s.cmd.Env, s.cmd.Stdout, s.cmd.Stderr = env, logf, logf
+	if err := s.cmd.Start(); err != nil {
+		_ = logf.Close()
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		_ = logf.Close()
+		close(s.done)
+	}()
+	c := newClient(s.base, 1)
+	defer c.close()
+	alive := func() error {
+		select {
+		case <-s.done:
+			return fmt.Errorf("server exited (%v):\n%s", s.waitErr, s.logTail())
+		default:
+			return nil
+		}
+	}
+	if err := c.ready(ctx, 60*time.Second, alive); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// stop sends SIGTERM (graceful shutdown), then kills after 10 s.
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// logTail returns the end of the server's log.
+func (s *server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// freePort returns 127.0.0.1:<a port that was free a moment ago>.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// environWithout is os.Environ() minus the named variables.
+func environWithout(names []string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, n := range names {
+			drop = drop || k == n
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// moduleRoot finds the directory of Rotor's go.mod from the working
+// directory upwards; the server is built and bench/pgbench read from there.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod")) // #nosec G304 -- go.mod of the working directory or a parent
+		if err == nil && bytes.Contains(b, []byte("module github.com/rotorauth/rotor\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the benchmark inside the Rotor module (go run ./cmd/bench)")
+		}
+		dir = parent
+	}
+}
