@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ type metrics struct {
 	revocations *prometheus.CounterVec
 	loginFailed prometheus.Counter
 	rateLimited *prometheus.CounterVec
+	series      sync.Map // seriesKey → requestSeries
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,7 +51,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// requestSeries are the resolved series of one method, route and status,
+// cached so the hot path does not hash label values on every request.
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
 func (m *metrics) observeRequest(method, route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(method, route).Observe(d.Seconds())
+	switch method { // clients choose methods: keep the label set bounded
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+	default:
+		method = "OTHER"
+	}
+	k := seriesKey{method, route, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, requestSeries{
+			count:   m.requests.WithLabelValues(method, route, strconv.Itoa(status)),
+			latency: m.latency.WithLabelValues(method, route),
+		})
+	}
+	s := v.(requestSeries)
+	s.count.Inc()
+	s.latency.Observe(d.Seconds())
 }

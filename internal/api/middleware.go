@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -98,11 +100,21 @@ func (s *server) quietRoute(route string) bool {
 	return s.opts.QuietAccessLog
 }
 
-func newRequestID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// requestIDs makes request ids: a random per-process prefix and a counter,
+// unique without a system call per request.
+var requestIDs = func() func() string {
+	var prefix [4]byte
+	_, _ = rand.Read(prefix[:])
+	var n atomic.Uint64
+	return func() string {
+		var b [8]byte
+		copy(b[:4], prefix[:])
+		binary.BigEndian.PutUint32(b[4:], uint32(n.Add(1)))
+		return hex.EncodeToString(b[:])
+	}
+}()
+
+func newRequestID() string { return requestIDs() }
 
 // securityHeaders sets headers every response should carry.
 func securityHeaders(next http.Handler) http.Handler {
