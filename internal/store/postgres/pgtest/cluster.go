@@ -41,7 +41,7 @@ func asPostgres(name string, args ...string) *exec.Cmd {
 	if u, err := user.Current(); err == nil && u.Uid == "0" {
 		return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
 	}
-	return exec.Command(name, args...)
+	return exec.Command(name, args...) // #nosec G204 -- test helper running PostgreSQL's own tools
 }
 
 // NewCluster initialises and starts a private cluster, or skips (fails
@@ -70,7 +70,7 @@ func NewCluster(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	_ = l.Close()
 	c := &Cluster{dir: dir, bin: bin, port: port, t: t,
 		URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
 	data := filepath.Join(dir, "data")
@@ -98,7 +98,7 @@ func (c *Cluster) Start() {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.port)); err == nil {
-			conn.Close()
+			_ = conn.Close()
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
