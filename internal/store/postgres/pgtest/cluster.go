@@ -39,7 +39,7 @@ func pgBin() (string, error) {
 // since initdb and postgres refuse to run as root.
 func asPostgres(name string, args ...string) *exec.Cmd {
 	if u, err := user.Current(); err == nil && u.Uid == "0" {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+		return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...) // #nosec G204 -- test helper running PostgreSQL tools
 	}
 	return exec.Command(name, args...) // #nosec G204 -- test helper running PostgreSQL's own tools
 }
