@@ -91,9 +91,6 @@ func (s *Service) Keys() *KeySet { return s.cfg.Keys }
 // Config returns the service's settings.
 func (s *Service) Config() Config { return s.cfg }
 
-// Denylist returns the instance's revocation denylist.
-func (s *Service) Denylist() *Denylist { return s.deny }
-
 // TokenPair is the answer to a login or refresh.
 type TokenPair struct {
 	AccessToken      string
