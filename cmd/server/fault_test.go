@@ -89,4 +89,17 @@ func TestDatabaseOutage(t *testing.T) {
 	if st, _ := call(t, "POST", in.base+"/refresh", `{"refresh_token":"`+next["refresh_token"].(string)+`"}`, ""); st != 200 {
 		t.Fatalf("rotation after the outage: %d", st)
 	}
+	// The outage was logged without SQL, stacks, the connection string or
+	// any token or password, and every request's error line has its id.
+	logs := in.logs.String()
+	for _, bad := range []string{"postgres://", "SELECT", "INSERT", "goroutine ", rt, adminAT, "user password", "ops password 1"} {
+		if strings.Contains(logs, bad) {
+			t.Fatalf("the log contains %.20q", bad)
+		}
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"msg":"request failed"`) && !strings.Contains(line, `"request_id":"`) {
+			t.Fatalf("an error line without a request id: %s", line)
+		}
+	}
 }

@@ -61,6 +61,8 @@ func testLoginRefusals(t *testing.T, store tokens.Store) {
 		{"unknown email", Email(), Password},
 		{"disabled user", disabled.Email, Password},
 		{"zero-width variant of the email", "\u200b" + u.Email, Password},
+		{"homoglyph of the email (Cyrillic а)", strings.Replace(u.Email, "u", "\u0443", 1), Password},
+		{"fullwidth variant of the email", strings.Replace(u.Email, "@", "\uff20", 1), Password},
 		{"malformed email", "nobody", Password},
 	}
 	var first string
