@@ -34,18 +34,9 @@ func (s *Service) UpdateUser(ctx context.Context, admin Principal, id uuid.UUID,
 	if roles != nil {
 		// Access tokens carry roles: when one is taken away, the user's
 		// sessions end so no token keeps the old role until it expires.
-		old, err := s.store.UserByID(ctx, id)
-		if err != nil {
-			return User{}, err
-		}
-		for _, r := range old.Roles {
-			if !HasRole(*roles, r) {
-				rv := s.revocation(ReasonRolesReduced, EventRevoked, now, client)
-				rv.UserID = id
-				upd.Revoke = &rv
-				break
-			}
-		}
+		rv := s.revocation(ReasonRolesReduced, EventRevoked, now, client)
+		rv.UserID = id
+		upd.RevokeOnRoleLoss = &rv
 	}
 	if disabled != nil && *disabled {
 		kind = EventUserDisabled

@@ -85,6 +85,20 @@ type UserUpdate struct {
 	PasswordHash *string
 	Event        *AuditEvent        // written once, if set
 	Revoke       *SessionRevocation // applied after the update, if set
+	// RevokeOnRoleLoss is applied after the update if it took away a role
+	// the user had (decided on the locked row, so concurrent edits cannot
+	// hide a loss). Ignored when Revoke is set.
+	RevokeOnRoleLoss *SessionRevocation
+}
+
+// RolesLost reports whether a role in before is missing from after.
+func RolesLost(before, after []string) bool {
+	for _, r := range before {
+		if !HasRole(after, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewSession is a login: a session, its first refresh token and the audit

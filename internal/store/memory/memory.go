@@ -91,6 +91,7 @@ func (s *Store) UpdateUser(_ context.Context, up tokens.UserUpdate) (tokens.User
 	if !ok {
 		return tokens.User{}, nil, tokens.ErrNotFound
 	}
+	before := u.Roles
 	if up.Disabled != nil {
 		u.Disabled = *up.Disabled
 	}
@@ -105,8 +106,11 @@ func (s *Store) UpdateUser(_ context.Context, up tokens.UserUpdate) (tokens.User
 		s.addAuditLocked(*up.Event)
 	}
 	var revs []tokens.Revocation
-	if up.Revoke != nil {
+	switch {
+	case up.Revoke != nil:
 		revs = s.revokeLocked(*up.Revoke)
+	case up.RevokeOnRoleLoss != nil && tokens.RolesLost(before, u.Roles):
+		revs = s.revokeLocked(*up.RevokeOnRoleLoss)
 	}
 	return cloneUser(u), revs, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/rotorauth/rotor/internal/tokens"
 )
@@ -68,24 +69,38 @@ func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ 
 // over at most batch rows; SKIP LOCKED passes over sessions a rotation or
 // revocation holds right now instead of waiting for them.
 func (s *Store) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
-	// Sessions and their tokens go in one statement (refresh_tokens has no
-	// foreign key to cascade).
-	var n int
-	err := s.pool.QueryRow(ctx, `
-		WITH d AS (
-			DELETE FROM sessions WHERE id IN (
-				SELECT id FROM sessions
-				WHERE expires_at <= $1 OR revoked_at <= $2
-				LIMIT $3 FOR UPDATE SKIP LOCKED)
-			RETURNING id
-		), t AS (
-			DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM d)
-		)
-		SELECT count(*) FROM d`,
-		now, now.Add(-tokens.RevokedRetention), batch).Scan(&n)
+	// A batch of sessions, then their tokens, as two statements of one
+	// transaction: the second statement takes a fresh snapshot, so it also
+	// sees a successor a rotation committed while the first waited for a
+	// row, and once the sessions are deleted under our locks no rotation can
+	// add another (refresh_tokens has no foreign key to cascade).
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, wrap(err)
 	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after Commit
+	rows, err := tx.Query(ctx, `
+		DELETE FROM sessions WHERE id IN (
+			SELECT id FROM sessions
+			WHERE expires_at <= $1 OR revoked_at <= $2
+			LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING id`, now, now.Add(-tokens.RevokedRetention), batch)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return 0, wrap(err)
+	}
+	if len(ids) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE session_id = ANY($1)`, ids); err != nil {
+			return 0, wrap(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, wrap(err)
+	}
+	n := len(ids)
 	tag, err := s.pool.Exec(ctx, `
 		DELETE FROM revocations WHERE id IN (
 			SELECT id FROM revocations WHERE until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,

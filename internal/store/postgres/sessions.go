@@ -83,6 +83,7 @@ const sqlRotateActive = `
 		WHERE t.selector = $1 AND s.id = t.session_id AND u.id = s.user_id
 		  AND s.active_selector = $1 AND s.revoked_at IS NULL AND s.expires_at > $3
 		  AND t.expires_at > $3 AND NOT u.disabled
+		  AND octet_length(t.verifier_hash) = 32 AND octet_length($5::bytea) = 32
 		  AND bit_count(('x' || encode(t.verifier_hash, 'hex'))::bit(256)
 		              # ('x' || encode($5::bytea, 'hex'))::bit(256)) = 0
 		RETURNING s.id, s.user_id, s.created_at AS session_created, s.expires_at, s.active_expires_at, u.email, u.roles, u.created_at AS user_created

@@ -65,22 +65,35 @@ func (s *Store) UpdateUser(ctx context.Context, up tokens.UserUpdate) (_ tokens.
 		}
 		roles = r
 	}
-	u, err := scanUser(tx.QueryRow(ctx,
-		`UPDATE users SET disabled = coalesce($2, disabled), roles = coalesce($3, roles),
-		        password_hash = coalesce($4, password_hash), updated_at = now()
-		 WHERE id = $1 RETURNING `+userColumns,
-		up.ID, up.Disabled, roles, up.PasswordHash))
+	// The old roles come from the row this UPDATE locks, so whether a role
+	// was lost is decided on the same version the update replaces.
+	var before []string
+	var u tokens.User
+	err = tx.QueryRow(ctx,
+		`UPDATE users u SET disabled = coalesce($2, u.disabled), roles = coalesce($3, u.roles),
+		        password_hash = coalesce($4, u.password_hash), updated_at = now()
+		 FROM (SELECT id, roles FROM users WHERE id = $1 FOR UPDATE) old
+		 WHERE u.id = old.id
+		 RETURNING old.roles, u.id, u.email, u.password_hash, u.roles, u.disabled, u.created_at`,
+		up.ID, up.Disabled, roles, up.PasswordHash).Scan(&before, &u.ID, &u.Email, &u.PasswordHash, &u.Roles, &u.Disabled, &u.CreatedAt)
 	if err != nil {
-		return tokens.User{}, nil, err
+		return tokens.User{}, nil, wrap(err)
+	}
+	if u.Roles == nil {
+		u.Roles = []string{}
 	}
 	if up.Event != nil {
 		if err := insertAudit(ctx, tx, *up.Event); err != nil {
 			return tokens.User{}, nil, err
 		}
 	}
+	revoke := up.Revoke
+	if revoke == nil && up.RevokeOnRoleLoss != nil && tokens.RolesLost(before, u.Roles) {
+		revoke = up.RevokeOnRoleLoss
+	}
 	var revs []tokens.Revocation
-	if up.Revoke != nil {
-		if revs, err = revokeSessions(ctx, tx, *up.Revoke); err != nil {
+	if revoke != nil {
+		if revs, err = revokeSessions(ctx, tx, *revoke); err != nil {
 			return tokens.User{}, nil, err
 		}
 	}

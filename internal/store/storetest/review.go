@@ -27,6 +27,9 @@ func reviewTests() []struct {
 		{"revocation: a just-expired session's access tokens are denied too", testRevokeJustExpired},
 		{"revocation: taking a role away ends the user's sessions", testRolesReduced},
 		{"rotation: the one-statement fast path applies every rule", testRotateActiveRules},
+		{"rotation: the fast path refuses what the locked path refuses", testFastPathRefusals},
+		{"rotation: fast path, locked path and grace replay agree on expiry and claims", testFastSlowConsistent},
+		{"revocation: concurrent role edits cannot hide a lost role", testRoleLossDecidedOnLockedRow},
 	}
 }
 
@@ -163,5 +166,28 @@ func testRotateActiveRules(t *testing.T, store tokens.Store) {
 	s := f.Session(t0.SessionID)
 	if s.Chain.ActiveSelector[0] != 0xA2 || !bytes.Equal(s.Chain.PrevSelector, sel) {
 		t.Fatal("the chain is not t0 -> A2")
+	}
+}
+
+// testRoleLossDecidedOnLockedRow: the store decides whether a role was lost
+// from the row it updates, not from an earlier read.
+func testRoleLossDecidedOnLockedRow(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	u := f.MustUser()
+	p := f.MustLogin(u)
+	now := f.Clock.Now()
+	rv := tokens.SessionRevocation{UserID: u.ID, Reason: tokens.ReasonRolesReduced, At: now, DenyUntil: now.Add(time.Hour),
+		Event: tokens.AuditEvent{At: now, Kind: tokens.EventRevoked}}
+	admin := []string{"admin"}
+	none := []string{}
+	// Another admin granted "admin" just now; this edit, prepared from the
+	// old (empty) roles, sets none: a loss on the row as it is.
+	if _, _, err := store.UpdateUser(ctx, tokens.UserUpdate{ID: u.ID, Roles: &admin, RevokeOnRoleLoss: &rv}); err != nil {
+		t.Fatal(err)
+	}
+	f.MustAuthenticate(p.AccessToken) // a gain ends nothing
+	_, revs, err := store.UpdateUser(ctx, tokens.UserUpdate{ID: u.ID, Roles: &none, RevokeOnRoleLoss: &rv})
+	if err != nil || len(revs) != 1 {
+		t.Fatalf("taking admin away revoked %d sessions (%v), want 1", len(revs), err)
 	}
 }

@@ -1,0 +1,119 @@
+package storetest
+
+// Probes of the one-statement fast path from its review: every rule, hash
+// lengths, and consistency with the locked path.
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+func rotateActive(store tokens.Store, sel, vh []byte, now time.Time, succByte byte) (tokens.RefreshState, bool, error) {
+	s := append([]byte{succByte}, sel[1:]...)
+	return store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
+		Successor: tokens.RefreshRecord{Selector: s, VerifierHash: vh, ParentSelector: sel, CreatedAt: now, ExpiresAt: now.Add(336 * time.Hour)},
+		Now:       now, Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}})
+}
+
+func testFastPathRefusals(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	// disabled user, no revocation written (store-level)
+	{
+		u := f.MustUser()
+		t0 := f.MustLogin(u)
+		sel := Selector(t, t0.RefreshToken)
+		_, rec, _ := store.SessionBySelector(ctx, sel)
+		yes := true
+		if _, _, err := store.UpdateUser(ctx, tokens.UserUpdate{ID: u.ID, Disabled: &yes}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, f.Clock.Now(), 0xB1); ok || err != nil {
+			t.Errorf("disabled user rotated on fast path: %v %v", ok, err)
+		}
+	}
+	// expired token (session still alive)
+	{
+		t0 := f.MustLogin(f.MustUser())
+		sel := Selector(t, t0.RefreshToken)
+		_, rec, _ := store.SessionBySelector(ctx, sel)
+		now := rec.ExpiresAt
+		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, now, 0xB2); ok || err != nil {
+			t.Errorf("expired token (now == expires_at) rotated on fast path: %v %v", ok, err)
+		}
+		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, now.Add(-time.Microsecond), 0xB3); !ok || err != nil {
+			t.Errorf("token 1us before expiry did not rotate: %v %v", ok, err)
+		}
+	}
+	// expired session
+	{
+		f2 := NewFixture(t, store, WithSessionMax(time.Hour))
+		t0 := f2.MustLogin(f2.MustUser())
+		sel := Selector(t, t0.RefreshToken)
+		sess, rec, _ := store.SessionBySelector(ctx, sel)
+		// token expiry is capped at the session's
+		if !rec.ExpiresAt.Equal(sess.ExpiresAt) {
+			t.Errorf("first token outlives session: %v vs %v", rec.ExpiresAt, sess.ExpiresAt)
+		}
+		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, sess.ExpiresAt, 0xB4); ok || err != nil {
+			t.Errorf("expired session rotated: %v %v", ok, err)
+		}
+	}
+	// revoked session
+	{
+		u := f.MustUser()
+		t0 := f.MustLogin(u)
+		sel := Selector(t, t0.RefreshToken)
+		_, rec, _ := store.SessionBySelector(ctx, sel)
+		now := f.Clock.Now()
+		if _, err := store.RevokeSessions(ctx, tokens.SessionRevocation{SessionID: t0.SessionID, Reason: "logout", At: now, DenyUntil: now.Add(time.Hour),
+			Event: tokens.AuditEvent{At: now, Kind: "logout"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, now, 0xB5); ok || err != nil {
+			t.Errorf("revoked session rotated: %v %v", ok, err)
+		}
+	}
+	// wrong-length verifier hash: presented hash with a trailing extra byte / truncated
+	{
+		t0 := f.MustLogin(f.MustUser())
+		sel := Selector(t, t0.RefreshToken)
+		_, rec, _ := store.SessionBySelector(ctx, sel)
+		long := append(append([]byte(nil), rec.VerifierHash...), 0x00)
+		_, ok, err := rotateActive(store, sel, long, f.Clock.Now(), 0xB6)
+		t.Logf("presented hash 33 bytes (32 matching + 0x00): ok=%v err=%v", ok, err)
+		if ok {
+			t.Errorf("a 33-byte presented hash matched a 32-byte stored hash")
+		}
+		short := append([]byte(nil), rec.VerifierHash[:16]...)
+		_, ok, err = rotateActive(store, sel, short, f.Clock.Now(), 0xB7)
+		if ok {
+			t.Errorf("a 16-byte presented hash matched")
+		}
+	}
+}
+
+func testFastSlowConsistent(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store, WithSessionMax(400*time.Hour))
+	u := f.MustUser("introspect")
+	t0 := f.MustLogin(u)
+	f.Clock.Advance(100 * time.Hour)        // now+336h > session end: capped
+	t1 := f.MustRefresh(t0.RefreshToken)    // fast path
+	again := f.MustRefresh(t0.RefreshToken) // grace replay (slow path)
+	if t1.RefreshToken != again.RefreshToken {
+		t.Fatal("grace replay gave another token")
+	}
+	if t1.RefreshExpiresIn != again.RefreshExpiresIn {
+		t.Errorf("refresh_token_expires_in: fast %d, replay %d", t1.RefreshExpiresIn, again.RefreshExpiresIn)
+	}
+	want := int64((300 * time.Hour) / time.Second)
+	if t1.RefreshExpiresIn != want {
+		t.Errorf("fast expires_in %d want %d", t1.RefreshExpiresIn, want)
+	}
+	p1, p2 := f.MustAuthenticate(t1.AccessToken), f.MustAuthenticate(again.AccessToken)
+	if p1.UserID != u.ID || len(p1.Roles) != 1 || p1.Roles[0] != "introspect" || p1.UserID != p2.UserID || len(p2.Roles) != 1 {
+		t.Errorf("principals: fast %+v replay %+v", p1, p2)
+	}
+	t.Logf("fast principal email=%q roles=%v", p1.Email, p1.Roles)
+}
