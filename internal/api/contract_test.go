@@ -1155,9 +1155,9 @@ func (f *ctFaultyStore) ActiveSessions(ctx context.Context, userID uuid.UUID, no
 	return f.Store.ActiveSessions(ctx, userID, now)
 }
 
-func (f *ctFaultyStore) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, error) {
+func (f *ctFaultyStore) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, int64, error) {
 	if err := f.err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return f.Store.Revocations(ctx, since, now)
 }

@@ -56,8 +56,8 @@ type revocationEntry struct {
 }
 
 // handleRevocations is the feed resource servers poll to keep their own
-// denylist: every unexpired entry newer than since, and the cursor to pass
-// next time.
+// denylist: the unexpired entries committed since the cursor since (0: all),
+// possibly repeating some, never skipping one, and the cursor to pass next.
 func (s *server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.withRole(r, "admin", "introspect"); err != nil {
 		writeError(w, r, s.log, err)
@@ -72,7 +72,7 @@ func (s *server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		}
 		since = n
 	}
-	revs, err := s.svc.Revocations(r.Context(), since)
+	revs, next, err := s.svc.Revocations(r.Context(), since)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -81,16 +81,12 @@ func (s *server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		Cursor   string            `json:"cursor"`
 		Sessions []revocationEntry `json:"sessions"`
 		Tokens   []revocationEntry `json:"tokens"`
-	}{Cursor: strconv.FormatInt(since, 10), Sessions: []revocationEntry{}, Tokens: []revocationEntry{}}
+	}{Cursor: strconv.FormatInt(next, 10), Sessions: []revocationEntry{}, Tokens: []revocationEntry{}}
 	for _, rv := range revs {
 		if rv.Kind == tokens.RevokeSession {
 			resp.Sessions = append(resp.Sessions, revocationEntry{Sid: rv.Subject.String(), Until: rv.Until.UTC()})
 		} else {
 			resp.Tokens = append(resp.Tokens, revocationEntry{Jti: rv.Subject.String(), Until: rv.Until.UTC()})
-		}
-		if rv.ID > since {
-			resp.Cursor = strconv.FormatInt(rv.ID, 10)
-			since = rv.ID
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")

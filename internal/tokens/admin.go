@@ -50,7 +50,7 @@ func (s *Service) UpdateUser(ctx context.Context, admin Principal, id uuid.UUID,
 	if err != nil {
 		return User{}, err
 	}
-	s.deny.AddLocal(revs...)
+	s.deny.Add(revs...)
 	u.PasswordHash = ""
 	return u, nil
 }

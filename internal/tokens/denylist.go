@@ -17,7 +17,7 @@ const (
 // Revocation is one denylist entry. It matters only until Until, when every
 // access token it covers has expired anyway.
 type Revocation struct {
-	ID      int64 // store-assigned, increasing; the feed's cursor
+	ID      int64 // store-assigned, increasing
 	Kind    string
 	Subject uuid.UUID // session id or token id
 	Until   time.Time
@@ -38,44 +38,36 @@ func NewDenylist() *Denylist {
 	return &Denylist{sessions: map[uuid.UUID]time.Time{}, tokens: map[uuid.UUID]time.Time{}}
 }
 
-// Add records revocations read from the store and advances the cursor;
-// entries already known are kept with the later Until. Revocations are never withdrawn, so a periodic re-synchronisation is
+// Add records revocations; entries already known are kept with the later
+// Until. Revocations are never withdrawn, so a periodic re-synchronisation is
 // simply Add of every unexpired entry followed by Purge.
 func (d *Denylist) Add(rs ...Revocation) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, r := range rs {
-		d.addLocked(r)
+		m := d.tokens
+		if r.Kind == RevokeSession {
+			m = d.sessions
+		}
+		if old, ok := m[r.Subject]; !ok || r.Until.After(old) {
+			m[r.Subject] = r.Until
+		}
 	}
 }
 
-func (d *Denylist) addLocked(r Revocation) {
-	m := d.tokens
-	if r.Kind == RevokeSession {
-		m = d.sessions
-	}
-	if old, ok := m[r.Subject]; !ok || r.Until.After(old) {
-		m[r.Subject] = r.Until
-	}
-	if r.ID > d.cursor {
-		d.cursor = r.ID
-	}
-}
-
-// AddLocal records revocations this instance just wrote. Unlike Add it
-// leaves the cursor alone: the cursor says how far the store has been read,
-// and entries other instances wrote below these IDs may not have been.
-func (d *Denylist) AddLocal(rs ...Revocation) {
+// SetCursor records how far the store has been read (the cursor returned
+// by Store.Revocations). It never moves back. Revocations this instance
+// writes itself are Added without touching it: others' entries below them
+// may not have been read yet.
+func (d *Denylist) SetCursor(c int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cursor := d.cursor
-	for _, r := range rs {
-		d.addLocked(r)
+	if c > d.cursor {
+		d.cursor = c
 	}
-	d.cursor = cursor
 }
 
-// Cursor returns the highest revocation ID read from the store.
+// Cursor returns the store cursor to read from next.
 func (d *Denylist) Cursor() int64 {
 	d.mu.RLock()
 	defer d.mu.RUnlock()

@@ -18,7 +18,7 @@ func (s *Service) revoke(ctx context.Context, r SessionRevocation) ([]Revocation
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions: %w", err)
 	}
-	s.deny.AddLocal(revs...)
+	s.deny.Add(revs...)
 	return revs, nil
 }
 
@@ -116,7 +116,7 @@ func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, cl
 	if err != nil {
 		return fmt.Errorf("deny token: %w", err)
 	}
-	s.deny.AddLocal(r)
+	s.deny.Add(r)
 	return nil
 }
 
@@ -174,7 +174,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	s.deny.AddLocal(revs...)
+	s.deny.Add(revs...)
 	return nil
 }
 
@@ -208,12 +208,12 @@ func (s *Service) Introspect(token string) (Principal, bool) {
 	return p, err == nil
 }
 
-// Revocations returns the unexpired denylist entries newer than since, for
-// resource servers that keep their own copy. Like SyncRevocations it reads
-// cursorOverlap IDs below since again, so an entry that committed after a
-// higher ID is not missed; feed clients must treat entries as idempotent.
-func (s *Service) Revocations(ctx context.Context, since int64) ([]Revocation, error) {
-	return s.store.Revocations(ctx, max(0, since-cursorOverlap), s.now())
+// Revocations returns the unexpired denylist entries committed since the
+// cursor since (0: all of them) and the cursor to pass next time, for
+// resource servers that keep their own copy. Entries may repeat; none is
+// ever skipped.
+func (s *Service) Revocations(ctx context.Context, since int64) ([]Revocation, int64, error) {
+	return s.store.Revocations(ctx, since, s.now())
 }
 
 func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

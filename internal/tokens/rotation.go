@@ -57,7 +57,7 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 		return TokenPair{}, err
 	}
 	if reuse {
-		s.deny.AddLocal(revs...)
+		s.deny.Add(revs...)
 		return TokenPair{}, errReuseDetected
 	}
 	// Rotated here, or a grace replay: either way the session's active

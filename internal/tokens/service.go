@@ -252,33 +252,26 @@ func (s *Service) User(ctx context.Context, id uuid.UUID) (User, error) {
 // Ping reports whether the store is reachable.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
-// cursorOverlap is how far below a cursor a sync reads again. Revocation IDs
-// are handed out before their transactions commit, so an entry can become
-// visible after one with a higher ID; re-reading the last IDs (adding an
-// entry twice is harmless) catches it without waiting for a full resync.
-const cursorOverlap = 256
-
-// SyncRevocations loads every unexpired revocation newer than the local
-// cursor (less cursorOverlap) into the denylist, and purges expired entries.
-// Call it whenever a revocation notice arrives.
+// SyncRevocations reads the revocations committed since the denylist's
+// cursor into the denylist, and purges expired entries. Call it whenever a
+// revocation notice arrives.
 func (s *Service) SyncRevocations(ctx context.Context) error {
-	rs, err := s.store.Revocations(ctx, max(0, s.deny.Cursor()-cursorOverlap), s.now())
-	if err != nil {
-		return err
-	}
-	s.deny.Add(rs...)
-	s.deny.Purge(s.now())
-	return nil
+	return s.syncFrom(ctx, s.deny.Cursor())
 }
 
 // FullSyncRevocations reloads every unexpired revocation: at start, and
 // periodically in case a notice was missed.
 func (s *Service) FullSyncRevocations(ctx context.Context) error {
-	rs, err := s.store.Revocations(ctx, 0, s.now())
+	return s.syncFrom(ctx, 0)
+}
+
+func (s *Service) syncFrom(ctx context.Context, since int64) error {
+	rs, next, err := s.store.Revocations(ctx, since, s.now())
 	if err != nil {
 		return err
 	}
 	s.deny.Add(rs...)
+	s.deny.SetCursor(next)
 	s.deny.Purge(s.now())
 	return nil
 }

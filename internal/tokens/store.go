@@ -176,9 +176,13 @@ type Store interface {
 	// expired at now, newest first.
 	ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]Session, error)
 
-	// Revocations lists denylist entries with ID > since and Until > now,
-	// in ID order.
-	Revocations(ctx context.Context, since int64, now time.Time) ([]Revocation, error)
+	// Revocations lists the denylist entries with Until > now that may have
+	// committed since the cursor since (0 at first: everything), in ID
+	// order, and returns the cursor for the next call. It may repeat entries
+	// (callers add them idempotently) but never skips one: an entry whose
+	// transaction commits after a call is listed by the next call made with
+	// that call's cursor, whatever the order of IDs and commits.
+	Revocations(ctx context.Context, since int64, now time.Time) ([]Revocation, int64, error)
 	// AddAudit writes one audit event.
 	AddAudit(ctx context.Context, ev AuditEvent) error
 	// Audit lists events newest first, of one user if userID is not Nil.

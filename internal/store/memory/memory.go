@@ -299,7 +299,9 @@ func (s *Store) ActiveSessions(_ context.Context, userID uuid.UUID, now time.Tim
 }
 
 // Revocations implements tokens.Store.
-func (s *Store) Revocations(_ context.Context, since int64, now time.Time) ([]tokens.Revocation, error) {
+// Every write here commits at once, in ID order, so the cursor is the last
+// ID handed out.
+func (s *Store) Revocations(_ context.Context, since int64, now time.Time) ([]tokens.Revocation, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []tokens.Revocation{}
@@ -308,7 +310,7 @@ func (s *Store) Revocations(_ context.Context, since int64, now time.Time) ([]to
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	return out, s.nextRev, nil
 }
 
 // AddAudit implements tokens.Store.

@@ -44,25 +44,42 @@ func (s *Store) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]token
 	return out, wrap(rows.Err())
 }
 
-// Revocations implements tokens.Store.
-func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ []tokens.Revocation, err error) {
+// Revocations implements tokens.Store. The cursor is the snapshot's xmin:
+// every transaction with an older xid had finished when the statement's
+// snapshot was taken, so its entries are listed now; any transaction that
+// may still commit has an xid at or above xmin, so reading "xid >= cursor"
+// next time catches its entries whatever their IDs. (Entries already seen
+// with such xids are listed again: harmless.) An ID cursor would skip an
+// entry whose transaction took its ID first and committed last.
+func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ []tokens.Revocation, _ int64, err error) {
 	defer s.timed("revocations", time.Now(), &err)
 	rows, err := s.pool.Query(ctx, `
-		SELECT id, kind, subject, until FROM revocations
-		WHERE id > $1 AND until > $2 ORDER BY id`, since, now)
+		WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+		SELECT h.xmin, r.id, r.kind, r.subject, r.until
+		FROM h LEFT JOIN revocations r ON r.xid >= $1::bigint::text::xid8 AND r.until > $2
+		ORDER BY r.id`, since, now)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, 0, wrap(err)
 	}
 	defer rows.Close()
 	out := []tokens.Revocation{}
+	var next int64
 	for rows.Next() {
-		var r tokens.Revocation
-		if err := rows.Scan(&r.ID, &r.Kind, &r.Subject, &r.Until); err != nil {
-			return nil, wrap(err)
+		var id *int64
+		var kind *string
+		var subject *uuid.UUID
+		var until *time.Time
+		if err := rows.Scan(&next, &id, &kind, &subject, &until); err != nil {
+			return nil, 0, wrap(err)
 		}
-		out = append(out, r)
+		if id != nil {
+			out = append(out, tokens.Revocation{ID: *id, Kind: *kind, Subject: *subject, Until: *until})
+		}
 	}
-	return out, wrap(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, 0, wrap(err)
+	}
+	return out, next, nil
 }
 
 // Purge implements tokens.Store. Each DELETE is its own short transaction

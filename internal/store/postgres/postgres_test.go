@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rotorauth/rotor/internal/store/postgres"
@@ -102,4 +103,53 @@ func TestSchemaForbidsTwoChildren(t *testing.T) {
 	if err == nil {
 		t.Fatal("a second child with the derived selector was accepted")
 	}
+}
+
+// TestRevocationCursorSurvivesOutOfOrderCommits: an entry whose transaction
+// took its ID first and committed last is still read by the next call with
+// the cursor of a call made in between (an ID cursor would skip it).
+func TestRevocationCursorSurvivesOutOfOrderCommits(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	slow, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback(ctx) //nolint:errcheck // committed below
+	late := uuid.New()
+	if _, err := slow.Exec(ctx, `INSERT INTO revocations (kind, subject, until, created_at) VALUES ('token', $1, $2, $3)`,
+		late, now.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	early := uuid.New()
+	if _, err := s.DenyToken(ctx, early, now.Add(time.Hour), tokens.AuditEvent{At: now, Kind: tokens.EventRevoked}); err != nil {
+		t.Fatal(err)
+	}
+	first, cursor, err := s.Revocations(ctx, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasSubject(first, early) || hasSubject(first, late) {
+		t.Fatal("the first read should see the committed entry only")
+	}
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := s.Revocations(ctx, cursor, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasSubject(second, late) {
+		t.Fatal("an entry that committed after the read, with a lower ID, was skipped by the cursor")
+	}
+}
+
+func hasSubject(rs []tokens.Revocation, id uuid.UUID) bool {
+	for _, r := range rs {
+		if r.Subject == id {
+			return true
+		}
+	}
+	return false
 }
