@@ -8,28 +8,16 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rotorauth/rotor/internal/api"
 	"github.com/rotorauth/rotor/internal/store/memory"
-	"github.com/rotorauth/rotor/internal/store/storetest"
 	"github.com/rotorauth/rotor/internal/tokens"
 )
 
 // benchHandler is the API over a memory store with an admin logged in.
 func benchHandler(b *testing.B) (http.Handler, string) {
 	b.Helper()
-	store := memory.New()
-	f := storetest.NewFixture(b, store)
-	cfg := f.Cfg
-	cfg.Now = time.Now
-	svc, err := tokens.NewService(store, storetest.FastPasswords, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := svc.EnsureUser(context.Background(), adminEmail, adminPassword, []string{"admin"}); err != nil {
-		b.Fatal(err)
-	}
+	svc := newService(b, memory.New())
 	p, err := svc.Login(context.Background(), adminEmail, adminPassword, tokens.ClientInfo{})
 	if err != nil {
 		b.Fatal(err)

@@ -56,18 +56,25 @@ func newTestServer(t *testing.T, opts api.Options, cfgOpts ...storetest.Option) 
 	return newTestServerOn(t, memory.New(), opts, cfgOpts...)
 }
 
-func newTestServerOn(t *testing.T, store tokens.Store, opts api.Options, cfgOpts ...storetest.Option) *testServer {
-	t.Helper()
-	f := storetest.NewFixture(t, store, cfgOpts...)
-	cfg := f.Cfg
+// newService is a Service on store with the fixture's configuration, the
+// real clock and a bootstrapped admin.
+func newService(tb testing.TB, store tokens.Store, cfgOpts ...storetest.Option) *tokens.Service {
+	tb.Helper()
+	cfg := storetest.NewFixture(tb, store, cfgOpts...).Cfg
 	cfg.Now = time.Now
 	svc, err := tokens.NewService(store, storetest.FastPasswords, cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := svc.EnsureUser(context.Background(), adminEmail, adminPassword, []string{"admin"}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return svc
+}
+
+func newTestServerOn(t *testing.T, store tokens.Store, opts api.Options, cfgOpts ...storetest.Option) *testServer {
+	t.Helper()
+	svc := newService(t, store, cfgOpts...)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := httptest.NewServer(api.NewHandler(svc, log, opts))

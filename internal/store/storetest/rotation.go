@@ -302,32 +302,20 @@ func testConcurrentStrict(t *testing.T, store tokens.Store) {
 	const n = 50
 	var ok, reuse, other int
 	var winner tokens.TokenPair
-	var mu sync.Mutex
-	var start, done sync.WaitGroup
-	start.Add(1)
-	for i := 0; i < n; i++ {
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			start.Wait()
-			p, err := f.Refresh(t0.RefreshToken)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-				winner = p
-			case tokens.IsReuse(err):
-				reuse++
-			case errors.Is(err, tokens.ErrInvalidGrant):
-				other++ // the session was already revoked by another caller
-			default:
-				t.Errorf("unexpected error: %v", err)
-			}
-		}()
+	results, errs := presentTogether(f, t0.RefreshToken, n)
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+			winner = results[i]
+		case tokens.IsReuse(err):
+			reuse++
+		case errors.Is(err, tokens.ErrInvalidGrant):
+			other++ // the session was already revoked by another caller
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
 	}
-	start.Done()
-	done.Wait()
 	if ok != 1 || reuse < 1 || ok+reuse+other != n {
 		t.Fatalf("strict mode: %d successes, %d reuse, %d refused; want exactly 1 success and a reuse", ok, reuse, other)
 	}
