@@ -64,7 +64,7 @@ func TestKilledBetweenStatements(t *testing.T) {
 			t.Errorf("terminate: %v", err)
 		}
 		now := f.Clock.Now()
-		succ := append([]byte{0xEE}, st.Token.Selector[1:]...)
+		succ := storetest.FakeSelector(st.Token.Selector, 0xEE)
 		return tokens.RefreshOutcome{Kind: tokens.OutcomeRotate, Now: now,
 			Successor: tokens.RefreshRecord{Selector: succ, SessionID: st.Session.ID, VerifierHash: st.Token.VerifierHash,
 				ParentSelector: st.Token.Selector, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},

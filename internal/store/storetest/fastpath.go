@@ -11,7 +11,7 @@ import (
 )
 
 func rotateActive(store tokens.Store, sel, vh []byte, now time.Time, succByte byte) (tokens.RefreshState, bool, error) {
-	s := append([]byte{succByte}, sel[1:]...)
+	s := FakeSelector(sel, succByte)
 	return store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
 		Successor: tokens.RefreshRecord{Selector: s, VerifierHash: vh, ParentSelector: sel, CreatedAt: now, ExpiresAt: now.Add(336 * time.Hour)},
 		Now:       now, Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}})

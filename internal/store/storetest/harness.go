@@ -202,3 +202,14 @@ func Selector(t testing.TB, rt string) []byte {
 	}
 	return p.Selector
 }
+
+// FakeSelector returns a selector for hand-made successors of sel in store
+// tests: tag in the first byte and the second byte flipped, so it never
+// equals sel itself (a plain tag byte would, once in 256 runs) and differs
+// between tags.
+func FakeSelector(sel []byte, tag byte) []byte {
+	s := append([]byte(nil), sel...)
+	s[0] = tag
+	s[1] ^= 0xFF
+	return s
+}
