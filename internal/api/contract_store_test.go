@@ -1,0 +1,148 @@
+package api_test
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotorauth/rotor/internal/tokens"
+)
+
+type ctFaultyStore struct {
+	tokens.Store
+	mu    sync.Mutex
+	fault error
+}
+
+func (f *ctFaultyStore) setFault(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fault = err
+}
+
+func (f *ctFaultyStore) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fault
+}
+
+func (f *ctFaultyStore) CreateUser(ctx context.Context, u tokens.User) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.CreateUser(ctx, u)
+}
+
+func (f *ctFaultyStore) UserByEmail(ctx context.Context, email string) (tokens.User, error) {
+	if err := f.err(); err != nil {
+		return tokens.User{}, err
+	}
+	return f.Store.UserByEmail(ctx, email)
+}
+
+func (f *ctFaultyStore) UserByID(ctx context.Context, id uuid.UUID) (tokens.User, error) {
+	if err := f.err(); err != nil {
+		return tokens.User{}, err
+	}
+	return f.Store.UserByID(ctx, id)
+}
+
+func (f *ctFaultyStore) UpdateUser(ctx context.Context, u tokens.UserUpdate) (tokens.User, []tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return tokens.User{}, nil, err
+	}
+	return f.Store.UpdateUser(ctx, u)
+}
+
+func (f *ctFaultyStore) CreateSession(ctx context.Context, s tokens.NewSession) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.CreateSession(ctx, s)
+}
+
+func (f *ctFaultyStore) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.Refresh(ctx, selector, decide)
+}
+
+func (f *ctFaultyStore) RotateActive(ctx context.Context, r tokens.ActiveRotation) (tokens.RefreshState, bool, error) {
+	if err := f.err(); err != nil {
+		return tokens.RefreshState{}, false, err
+	}
+	return f.Store.RotateActive(ctx, r)
+}
+
+func (f *ctFaultyStore) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) ([]tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.RevokeSessions(ctx, r)
+}
+
+func (f *ctFaultyStore) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return tokens.Revocation{}, err
+	}
+	return f.Store.DenyToken(ctx, jti, until, ev)
+}
+
+func (f *ctFaultyStore) SessionBySelector(ctx context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
+	if err := f.err(); err != nil {
+		return tokens.Session{}, tokens.RefreshRecord{}, err
+	}
+	return f.Store.SessionBySelector(ctx, selector)
+}
+
+func (f *ctFaultyStore) Session(ctx context.Context, id uuid.UUID) (tokens.Session, error) {
+	if err := f.err(); err != nil {
+		return tokens.Session{}, err
+	}
+	return f.Store.Session(ctx, id)
+}
+
+func (f *ctFaultyStore) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.ActiveSessions(ctx, userID, now)
+}
+
+func (f *ctFaultyStore) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, int64, error) {
+	if err := f.err(); err != nil {
+		return nil, 0, err
+	}
+	return f.Store.Revocations(ctx, since, now)
+}
+
+func (f *ctFaultyStore) AddAudit(ctx context.Context, ev tokens.AuditEvent) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.AddAudit(ctx, ev)
+}
+
+func (f *ctFaultyStore) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.Audit(ctx, userID, limit)
+}
+
+func (f *ctFaultyStore) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
+	if err := f.err(); err != nil {
+		return 0, err
+	}
+	return f.Store.Purge(ctx, now, batch)
+}
+
+func (f *ctFaultyStore) Ping(ctx context.Context) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.Ping(ctx)
+}
