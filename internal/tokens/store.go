@@ -189,10 +189,10 @@ type Store interface {
 	Audit(ctx context.Context, userID uuid.UUID, limit int) ([]AuditEvent, error)
 
 	// Purge deletes up to batch sessions (with their tokens) that expired
-	// before now or were revoked before now-RevokedRetention, and up to batch
-	// denylist entries whose Until has passed, each in its own short
-	// statement, and reports how many rows went. Callers repeat it until it
-	// returns 0.
+	// before now or were revoked before now-RevokedRetention, up to batch
+	// refresh tokens that expired before now, and up to batch denylist
+	// entries whose Until has passed, each in its own short transaction, and
+	// reports how many rows went. Callers repeat it until it returns 0.
 	Purge(ctx context.Context, now time.Time, batch int) (int, error)
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

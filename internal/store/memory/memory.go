@@ -360,11 +360,17 @@ func (s *Store) Purge(_ context.Context, now time.Time, batch int) (int, error) 
 			n++
 		}
 	}
+	expired := 0
 	for sel, rec := range s.refresh {
-		if dead[rec.SessionID] {
+		switch {
+		case dead[rec.SessionID]:
 			delete(s.refresh, sel)
+		case !now.Before(rec.ExpiresAt) && expired < batch:
+			delete(s.refresh, sel)
+			expired++
 		}
 	}
+	n += expired
 	kept := s.revs[:0]
 	m := 0
 	for _, r := range s.revs {

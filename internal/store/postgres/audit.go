@@ -118,7 +118,16 @@ func (s *Store) Purge(ctx context.Context, now time.Time, batch int) (int, error
 		return 0, wrap(err)
 	}
 	n := len(ids)
+	// Expired tokens of live sessions: presenting one is refused the same
+	// way whether it is stored or not (SPEC §2.5), so it can go.
 	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2))`, now, batch)
+	if err != nil {
+		return n, wrap(err)
+	}
+	n += int(tag.RowsAffected())
+	tag, err = s.pool.Exec(ctx, `
 		DELETE FROM revocations WHERE id IN (
 			SELECT id FROM revocations WHERE until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 		now, batch)

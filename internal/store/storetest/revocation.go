@@ -396,4 +396,19 @@ func testPurge(t *testing.T, store tokens.Store) {
 		}
 	}
 	f.MustRefresh(fresh.RefreshToken)
+
+	// Used tokens of a live session go once expired; the session stays.
+	g := NewFixture(t, store)
+	t0 := g.MustLogin(g.MustUser())
+	g.Clock.Advance(300 * time.Hour)
+	t1 := g.MustRefresh(t0.RefreshToken)
+	g.Clock.Advance(40 * time.Hour) // t0 expired, t1 not
+	if _, err := g.Svc.Purge(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.SessionBySelector(ctx, Selector(t, t0.RefreshToken)); !errors.Is(err, tokens.ErrNotFound) {
+		t.Fatalf("an expired used token survived the purge: %v", err)
+	}
+	g.MustBeRefused(t0.RefreshToken, "a purged expired token")
+	g.MustRefresh(t1.RefreshToken)
 }
