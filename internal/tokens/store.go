@@ -159,7 +159,10 @@ type Store interface {
 	// rotates exactly as OutcomeRotate does and returns the state after the
 	// rotation (Session with its new Chain, User without password hash) and
 	// true. Otherwise it writes nothing and returns false, and the caller
-	// decides through Refresh (grace replays, reuse, refusals).
+	// decides through Refresh (grace replays, reuse, refusals). The user row
+	// is read, not locked: a disable must revoke the user's sessions (as
+	// Service.UpdateUser does, in the same transaction) for it to stop a
+	// rotation already waiting on the session lock.
 	RotateActive(ctx context.Context, r ActiveRotation) (RefreshState, bool, error)
 	// RevokeSessions revokes the active sessions r selects, writing one
 	// denylist entry and one audit event per session, and returns the
