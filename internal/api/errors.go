@@ -78,8 +78,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, status, errorBody{Error: code, Description: msg})
+	writeJSON(w, status, errorBody{Error: code, Description: msg}) // no-store by default
 }
 
 type errorBody struct {

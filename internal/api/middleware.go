@@ -14,24 +14,33 @@ import (
 	"time"
 )
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	requestIDKey ctxKey = iota
-	routeKey
-)
+// requestInfo is what observe learns of a request once and shares with the
+// handlers through the context: its id, its client IP (so the proxy rules
+// run once a request), and the route template the router matched.
+type requestInfo struct {
+	id, ip, route string
+}
+
+func infoOf(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(ctxKey{}).(*requestInfo)
+	return info
+}
 
 // setRoute records the matched route template for observe.
 func setRoute(r *http.Request, tpl string) {
-	if p, ok := r.Context().Value(routeKey).(*string); ok {
-		*p = tpl
+	if info := infoOf(r.Context()); info != nil {
+		info.route = tpl
 	}
 }
 
 // RequestID returns the request id of ctx, "" if none.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if info := infoOf(ctx); info != nil {
+		return info.id
+	}
+	return ""
 }
 
 // statusRecorder remembers the status a handler wrote.
@@ -60,10 +69,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
-		w.Header().Set("X-Request-Id", id)
-		route := "unmatched"
-		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey, id), routeKey, &route)
+		info := &requestInfo{id: newRequestID(), ip: s.peerIP(r), route: "unmatched"}
+		w.Header().Set("X-Request-Id", info.id)
+		ctx := context.WithValue(r.Context(), ctxKey{}, info)
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
@@ -78,12 +86,12 @@ func (s *server) observe(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			elapsed := time.Since(start)
-			s.metrics.observeRequest(r.Method, route, status, elapsed)
-			if !s.quietRoute(route) || status >= 400 {
+			s.metrics.observeRequest(r.Method, info.route, status, elapsed)
+			if !s.quietRoute(info.route) || status >= 400 {
 				s.log.LogAttrs(ctx, slog.LevelInfo, "request",
-					slog.String("method", r.Method), slog.String("route", route),
+					slog.String("method", r.Method), slog.String("route", info.route),
 					slog.Int("status", status), slog.Float64("ms", float64(elapsed.Microseconds())/1000),
-					slog.String("ip", s.clientIP(r)))
+					slog.String("ip", info.ip))
 			}
 		}()
 		next.ServeHTTP(rec, r)
@@ -173,9 +181,17 @@ func (s *server) originAllowed(origin string) bool {
 	return false
 }
 
-// clientIP is the peer address, or, when the peer is a trusted proxy, the
-// right-most address in X-Forwarded-For that is not itself a trusted proxy.
+// clientIP is the request's client address, as observe worked it out.
 func (s *server) clientIP(r *http.Request) string {
+	if info := infoOf(r.Context()); info != nil {
+		return info.ip
+	}
+	return s.peerIP(r)
+}
+
+// peerIP is the peer address, or, when the peer is a trusted proxy, the
+// right-most address in X-Forwarded-For that is not itself a trusted proxy.
+func (s *server) peerIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

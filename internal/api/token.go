@@ -144,17 +144,17 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, token string, c
 		writeError(w, r, s.log, badRequest("refresh_token is required"))
 		return
 	}
-	ip := s.clientIP(r)
-	if ok, wait := s.refreshLimit.peek("ip:"+ip, time.Now()); !ok {
+	client := s.client(r)
+	if ok, wait := s.refreshLimit.peek("ip:"+client.IP, time.Now()); !ok {
 		s.metrics.rateLimited.WithLabelValues("refresh_failures_ip").Inc()
 		writeError(w, r, s.log, &httpError{status: http.StatusTooManyRequests, code: codeTooManyRequests,
 			msg: "too many failed refresh attempts; retry later", retryAfter: retryAfterSeconds(wait)})
 		return
 	}
-	pair, err := s.svc.Refresh(r.Context(), token, s.client(r))
+	pair, err := s.svc.Refresh(r.Context(), token, client)
 	if err != nil {
 		if errors.Is(err, tokens.ErrInvalidGrant) {
-			s.refreshLimit.allow("ip:"+ip, time.Now()) // count the failure
+			s.refreshLimit.allow("ip:"+client.IP, time.Now()) // count the failure
 		}
 		if tokens.IsReuse(err) {
 			s.metrics.reuse.Inc()
