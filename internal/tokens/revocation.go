@@ -215,5 +215,3 @@ func (s *Service) Introspect(token string) (Principal, bool) {
 func (s *Service) Revocations(ctx context.Context, since int64) ([]Revocation, int64, error) {
 	return s.store.Revocations(ctx, since, s.now())
 }
-
-func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

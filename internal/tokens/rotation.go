@@ -22,7 +22,7 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 	if err != nil {
 		return TokenPair{}, err
 	}
-	now := s.now().UTC().Truncate(time.Microsecond)
+	now := s.nowUTC()
 	succ := s.codec.Successor(p.Raw)
 	next := RefreshRecord{
 		Selector: succ.Selector, VerifierHash: succ.VerifierHash, ParentSelector: p.Selector,

@@ -117,7 +117,7 @@ func (s *Service) Signup(ctx context.Context, email, password string, roles []st
 	if err != nil {
 		return User{}, fmt.Errorf("hash password: %w", err)
 	}
-	u := User{ID: uuid.New(), Email: norm, PasswordHash: hash, Roles: roles, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	u := User{ID: uuid.New(), Email: norm, PasswordHash: hash, Roles: roles, CreatedAt: s.nowUTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		return User{}, err
 	}
@@ -154,7 +154,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	if len(password) > MaxPasswordLen {
 		return TokenPair{}, InvalidInput("password must be at most 1024 bytes")
 	}
-	now := s.now().UTC().Truncate(time.Microsecond)
+	now := s.nowUTC()
 	failed := func(userID *uuid.UUID) (TokenPair, error) {
 		if err := s.store.AddAudit(ctx, AuditEvent{At: now, Kind: EventLoginFailed, UserID: userID, IP: client.IP}); err != nil && errors.Is(err, ErrUnavailable) {
 			return TokenPair{}, err
@@ -185,7 +185,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	sess := Session{
 		ID: uuid.New(), UserID: u.ID, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.SessionMaxLifetime),
-		UserAgent: clientInfo(client).UserAgent, IP: client.IP,
+		UserAgent: userAgent(client.UserAgent), IP: client.IP,
 	}
 	rec := RefreshRecord{
 		SessionID: sess.ID, Selector: first.Selector, VerifierHash: first.VerifierHash,
@@ -205,11 +205,10 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	return s.pair(u, sess.ID, first.Token, rec.ExpiresAt, now)
 }
 
-// clientInfo cleans what a client says about itself before it is stored: a
-// User-Agent may carry any bytes, a text column takes only UTF-8.
-func clientInfo(c ClientInfo) ClientInfo {
-	c.UserAgent = truncate(strings.ToValidUTF8(c.UserAgent, "\uFFFD"), 512)
-	return c
+// userAgent cleans a client's User-Agent before it is stored: it may carry
+// any bytes, a text column takes only UTF-8, and 512 bytes are plenty.
+func userAgent(ua string) string {
+	return truncate(strings.ToValidUTF8(ua, "\uFFFD"), 512)
 }
 
 // pair signs an access token and assembles the token response.
@@ -275,6 +274,10 @@ func (s *Service) syncFrom(ctx context.Context, since int64) error {
 	s.deny.Purge(s.now())
 	return nil
 }
+
+// nowUTC is the clock in UTC at PostgreSQL's precision, so what is stored
+// and what is compared in memory are the same instant.
+func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
