@@ -252,16 +252,21 @@ func (s *Service) User(ctx context.Context, id uuid.UUID) (User, error) {
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // SyncRevocations reads the revocations committed since the denylist's
-// cursor into the denylist, and purges expired entries. Call it whenever a
-// revocation notice arrives.
+// cursor into the denylist. Call it whenever a revocation notice arrives.
 func (s *Service) SyncRevocations(ctx context.Context) error {
 	return s.syncFrom(ctx, s.deny.Cursor())
 }
 
-// FullSyncRevocations reloads every unexpired revocation: at start, and
-// periodically in case a notice was missed.
+// FullSyncRevocations reloads every unexpired revocation and drops expired
+// entries from memory: at start, and periodically in case a notice was
+// missed. (Incremental syncs leave purging to it: Denied already ignores an
+// expired entry, so sweeping the map on every notice would be wasted work.)
 func (s *Service) FullSyncRevocations(ctx context.Context) error {
-	return s.syncFrom(ctx, 0)
+	if err := s.syncFrom(ctx, 0); err != nil {
+		return err
+	}
+	s.deny.Purge(s.now())
+	return nil
 }
 
 func (s *Service) syncFrom(ctx context.Context, since int64) error {
@@ -271,7 +276,6 @@ func (s *Service) syncFrom(ctx context.Context, since int64) error {
 	}
 	s.deny.Add(rs...)
 	s.deny.SetCursor(next)
-	s.deny.Purge(s.now())
 	return nil
 }
 
