@@ -12,11 +12,15 @@ import (
 
 // AddAudit implements tokens.Store.
 func (s *Store) AddAudit(ctx context.Context, ev tokens.AuditEvent) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return insertAudit(ctx, s.pool, ev)
 }
 
 // Audit implements tokens.Store.
 func (s *Store) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	q := `SELECT id, at, kind, user_id, session_id, ip, detail FROM audit_events ORDER BY id DESC LIMIT $1`
 	args := []any{limit}
 	if userID != uuid.Nil {
@@ -52,6 +56,8 @@ func (s *Store) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]token
 // with such xids are listed again: harmless.) An ID cursor would skip an
 // entry whose transaction took its ID first and committed last.
 func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ []tokens.Revocation, _ int64, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("revocations", time.Now(), &err)
 	rows, err := s.pool.Query(ctx, `
 		WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
@@ -86,6 +92,8 @@ func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ 
 // over at most batch rows; SKIP LOCKED passes over sessions a rotation or
 // revocation holds right now instead of waiting for them.
 func (s *Store) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	// A batch of sessions, then their tokens, as two statements of one
 	// transaction: the second statement takes a fresh snapshot, so it also
 	// sees a successor a rotation committed while the first waited for a

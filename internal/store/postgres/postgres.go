@@ -33,6 +33,27 @@ type Store struct {
 	// migration; readiness probes then only ping. Migrations only move
 	// forward under a running server, so it never needs to be unset.
 	current atomic.Bool
+	// opTimeout bounds every store call (OpTimeout unless SetOpTimeout).
+	opTimeout time.Duration
+}
+
+// OpTimeout is the default deadline of one store call, pool wait included. A
+// connection that freezes without closing (a dead peer, a silent network
+// partition) would otherwise hold the caller for as long as TCP keeps
+// retrying: minutes. pgx closes a connection whose deadline passed.
+const OpTimeout = 3 * time.Second
+
+// PingTimeout bounds the liveness ping the pool sends on a connection that
+// sat idle for over a second before handing it out; a frozen one is
+// discarded and another tried.
+const PingTimeout = 500 * time.Millisecond
+
+// SetOpTimeout changes the deadline of each store call. Call it before use.
+func (s *Store) SetOpTimeout(d time.Duration) { s.opTimeout = d }
+
+// bound gives a store call its deadline, unless the caller's is sooner.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opTimeout)
 }
 
 // SetObserver makes the store report each operation's duration and error
@@ -61,11 +82,15 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if !strings.Contains(databaseURL, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	cfg.PingTimeout = PingTimeout
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "rotor"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %s", redact(err))
 	}
-	return &Store{pool: pool, url: databaseURL}, nil
+	return &Store{pool: pool, url: databaseURL, opTimeout: OpTimeout}, nil
 }
 
 // Close closes the pool.
@@ -125,6 +150,8 @@ func (s *Store) Migrate(ctx context.Context, direction string, report func(strin
 // Ping implements tokens.Store: the database answers and no migration is
 // pending (checked against goose's table until it is once true).
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := s.pool.Ping(ctx); err != nil {
 		return wrap(err)
 	}

@@ -32,6 +32,8 @@ func finishSession(s *tokens.Session, rotatedAt *time.Time) {
 // waits for us, then its revocation sees this session), and one that
 // committed first makes the CTE insert nothing.
 func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("create_session", time.Now(), &err)
 	ss, t, ev := ns.Session, ns.Token, ns.Event
 	var n int
@@ -98,6 +100,8 @@ const sqlRotateActive = `
 
 // RotateActive implements tokens.Store with sqlRotateActive.
 func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ tokens.RefreshState, _ bool, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("rotate_active", time.Now(), &err)
 	var st tokens.RefreshState
 	n := r.Successor
@@ -166,6 +170,8 @@ const sqlRotate = `
 // then in a transaction or broken, and the pool destroys it on release, which
 // rolls the transaction back.
 func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) (_ []tokens.Revocation, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("refresh", time.Now(), &err)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -303,6 +309,8 @@ func revokeSessions(ctx context.Context, tx pgx.Tx, r tokens.SessionRevocation) 
 // RevokeSessions implements tokens.Store: one statement, its own
 // transaction.
 func (s *Store) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) (_ []tokens.Revocation, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("revoke_sessions", time.Now(), &err)
 	var revs []tokens.Revocation
 	b := &pgx.Batch{}
@@ -315,6 +323,8 @@ func (s *Store) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) 
 
 // DenyToken implements tokens.Store.
 func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (_ tokens.Revocation, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("deny_token", time.Now(), &err)
 	detail := ev.Detail
 	if detail == nil {
@@ -339,6 +349,8 @@ func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, e
 
 // SessionBySelector implements tokens.Store.
 func (s *Store) SessionBySelector(ctx context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var sess tokens.Session
 	var rec tokens.RefreshRecord
 	var rotatedAt *time.Time
@@ -358,6 +370,8 @@ func (s *Store) SessionBySelector(ctx context.Context, selector []byte) (tokens.
 
 // Session implements tokens.Store.
 func (s *Store) Session(ctx context.Context, id uuid.UUID) (tokens.Session, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var sess tokens.Session
 	var rotatedAt *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = $1`, id).
@@ -371,6 +385,8 @@ func (s *Store) Session(ctx context.Context, id uuid.UUID) (tokens.Session, erro
 
 // ActiveSessions implements tokens.Store.
 func (s *Store) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+sessionColumns+` FROM sessions s
 		WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2

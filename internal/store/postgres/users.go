@@ -25,6 +25,8 @@ func scanUser(row pgx.Row) (tokens.User, error) {
 
 // CreateUser implements tokens.Store.
 func (s *Store) CreateUser(ctx context.Context, u tokens.User) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if u.Roles == nil {
 		u.Roles = []string{}
 	}
@@ -37,12 +39,16 @@ func (s *Store) CreateUser(ctx context.Context, u tokens.User) error {
 
 // UserByEmail implements tokens.Store.
 func (s *Store) UserByEmail(ctx context.Context, email string) (_ tokens.User, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("user_by_email", time.Now(), &err)
 	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, email))
 }
 
 // UserByID implements tokens.Store.
 func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (tokens.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 }
 
@@ -51,6 +57,8 @@ func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (tokens.User, error)
 // take its snapshot after the user row is locked, so that a login that
 // committed while we waited for that lock is revoked too.
 func (s *Store) UpdateUser(ctx context.Context, up tokens.UserUpdate) (_ tokens.User, _ []tokens.Revocation, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	defer s.timed("update_user", time.Now(), &err)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
