@@ -56,9 +56,9 @@ func (f *ctFaultyStore) UpdateUser(ctx context.Context, u tokens.UserUpdate) (to
 	return f.Store.UpdateUser(ctx, u)
 }
 
-func (f *ctFaultyStore) CreateSession(ctx context.Context, s tokens.NewSession) error {
+func (f *ctFaultyStore) CreateSession(ctx context.Context, s tokens.NewSession) (tokens.User, error) {
 	if err := f.err(); err != nil {
-		return err
+		return tokens.User{}, err
 	}
 	return f.Store.CreateSession(ctx, s)
 }

@@ -1,6 +1,9 @@
 package tokens
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors of the domain. Callers test them with errors.Is; the HTTP
 // layer maps each to one status and RFC 6749 error code in one place.
@@ -43,6 +46,11 @@ var (
 	errReuseDetected   = grantError{"refresh token was already used; the session has been revoked"}
 	errUserUnavailable = grantError{"refresh token is invalid"}
 )
+
+// ErrClockSkew is a refresh refused because this instance's clock is more
+// than MaxClockSkew behind the clock of the instance that rotated the token.
+// It Is ErrUnavailable: the client may retry (through another instance).
+var ErrClockSkew = fmt.Errorf("%w: clock skew between instances exceeds the tolerated %v", ErrUnavailable, MaxClockSkew)
 
 // IsReuse reports whether err is a refusal caused by refresh-token reuse.
 func IsReuse(err error) bool { return errors.Is(err, errReuseDetected) }

@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,24 +46,41 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 		userID, sid = req.Principal.UserID, req.Principal.SessionID
 	}
 	if req.RefreshToken != "" {
-		sess, rec, err := s.sessionOfRefresh(ctx, req.RefreshToken)
+		// The refresh token is judged by the rotation rules on its locked
+		// session: the active token or the grace-eligible predecessor speaks
+		// for the session; any other used token is reuse (the session is
+		// revoked for it and the logout refused); a dead token changes
+		// nothing.
+		var owner uuid.UUID
+		alsoUser := uuid.Nil
+		if req.Principal != nil {
+			alsoUser = userID
+		}
+		sess, err := s.endByRefresh(ctx, req.RefreshToken, req.Client, func(sess Session) (*SessionRevocation, error) {
+			if alsoUser != uuid.Nil && sess.UserID != alsoUser {
+				return nil, fmt.Errorf("%w: the tokens belong to different users", ErrInvalidGrant)
+			}
+			owner = sess.UserID
+			if req.Global {
+				return nil, nil // every session goes below
+			}
+			r := s.revocation(ReasonLogout, EventLogout, now, req.Client)
+			r.UserID, r.SessionID = sess.UserID, sess.ID
+			return &r, nil
+		})
+		if errors.Is(err, errSessionRevoked) && !req.Global && req.Principal == nil {
+			return nil // already ended: logging out again is a no-op
+		}
 		if err != nil {
 			return err
 		}
-		// Only the current token (or the one just rotated, still in a
-		// client's hands) speaks for a live session: a used or dead token
-		// must not end the user's other sessions, nor a session it lost.
-		current := bytes.Equal(rec.Selector, sess.Chain.ActiveSelector) || bytes.Equal(rec.Selector, sess.Chain.PrevSelector)
-		if sess.RevokedAt != nil && !req.Global && req.Principal == nil {
-			return nil // already ended: logging out again is a no-op
+		if !req.Global {
+			if req.Principal != nil {
+				return s.denyAccess(ctx, *req.Principal, now, req.Client, ReasonLogout)
+			}
+			return nil
 		}
-		if sess.RevokedAt != nil || !current || !s.now().Before(rec.ExpiresAt) {
-			return errUnknownToken
-		}
-		if req.Principal != nil && sess.UserID != userID {
-			return fmt.Errorf("%w: the tokens belong to different users", ErrInvalidGrant)
-		}
-		userID, sid = sess.UserID, sess.ID
+		userID, sid = owner, sess.ID
 	}
 	if userID == uuid.Nil {
 		return fmt.Errorf("%w: no token presented", ErrInvalidToken)
@@ -84,24 +100,50 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	return nil
 }
 
-// sessionOfRefresh finds the session of a refresh token, checking its
-// verifier. Unknown or forged tokens are ErrInvalidGrant.
-func (s *Service) sessionOfRefresh(ctx context.Context, token string) (Session, RefreshRecord, error) {
+// endByRefresh judges a refresh token presented to end its session (logout,
+// RFC 7009 revocation) by the rotation rules, on its locked session and one
+// clock reading taken after the lock: for the active token or the
+// grace-eligible predecessor it applies what end returns (a revocation, or
+// nil for nothing) and returns the session; any other used token is reuse:
+// the session is revoked for it and errReuseDetected returned. Unknown,
+// forged, expired and revoked tokens are refused (ErrInvalidGrant) and change
+// nothing.
+func (s *Service) endByRefresh(ctx context.Context, token string, client ClientInfo, end func(Session) (*SessionRevocation, error)) (Session, error) {
 	p, err := s.codec.Parse(token)
 	if err != nil {
-		return Session{}, RefreshRecord{}, err
+		return Session{}, err
 	}
-	sess, rec, err := s.store.SessionBySelector(ctx, p.Selector)
+	succ := s.codec.Successor(p.Raw)
+	var sess Session
+	var v presentation
+	revs, err := s.store.Refresh(ctx, p.Selector, func(st RefreshState) (RefreshOutcome, error) {
+		now := s.nowUTC()
+		sess = st.Session
+		if v, err = s.classify(p, succ, st, now); err != nil {
+			return RefreshOutcome{}, err
+		}
+		if v == presentedReuse {
+			return s.reuseRevocation(st, now, client), nil
+		}
+		r, err := end(st.Session)
+		if err != nil || r == nil {
+			return RefreshOutcome{Kind: OutcomeNone, Now: now}, err
+		}
+		r.At, r.DenyUntil = now, s.denyUntil(now)
+		r.Event.At = now
+		return RefreshOutcome{Kind: OutcomeRevoke, Now: now, Revoke: *r}, nil
+	})
 	if errors.Is(err, ErrNotFound) {
-		return Session{}, RefreshRecord{}, errUnknownToken
+		return Session{}, errUnknownToken
 	}
 	if err != nil {
-		return Session{}, RefreshRecord{}, err
+		return Session{}, err
 	}
-	if !s.codec.Matches(p, rec.VerifierHash) {
-		return Session{}, RefreshRecord{}, errUnknownToken
+	s.deny.Add(revs...)
+	if v == presentedReuse {
+		return Session{}, errReuseDetected
 	}
-	return sess, rec, nil
+	return sess, nil
 }
 
 func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, client ClientInfo, reason string) error {
@@ -182,16 +224,14 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 // access token is denylisted. Unknown and invalid tokens are not an error.
 func (s *Service) RevokeToken(ctx context.Context, token, hint string, client ClientInfo) error {
 	if strings.HasPrefix(token, RefreshPrefix) {
-		sess, _, err := s.sessionOfRefresh(ctx, token)
-		if errors.Is(err, ErrInvalidGrant) {
+		_, err := s.endByRefresh(ctx, token, client, func(sess Session) (*SessionRevocation, error) {
+			r := s.revocation(ReasonRevokeEndpoint, EventRevoked, time.Time{}, client)
+			r.SessionID, r.UserID = sess.ID, sess.UserID
+			return &r, nil
+		})
+		if errors.Is(err, ErrInvalidGrant) { // RFC 7009 §2.2: unknown, dead or reused tokens are not an error
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		r := s.revocation(ReasonRevokeEndpoint, EventRevoked, s.nowUTC(), client)
-		r.SessionID, r.UserID = sess.ID, sess.UserID
-		_, err = s.revoke(ctx, r)
 		return err
 	}
 	p, err := s.access.Verify(token)

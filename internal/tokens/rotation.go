@@ -8,8 +8,9 @@ import (
 )
 
 // Refresh rotates a refresh token (SPEC §2). The presented token's session
-// row is locked while the rules below decide, so concurrent presentations
-// and revocations of the same session are serialized:
+// is serialized while the rules below decide, so concurrent presentations
+// and revocations of the same session are ordered, and every decision uses
+// one clock reading taken after that point (SPEC §2.9):
 //
 //   - an active token is rotated: it becomes used, its successor is issued;
 //   - the last rotated token, presented again within ReuseGrace of its
@@ -22,33 +23,38 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 	if err != nil {
 		return TokenPair{}, err
 	}
-	now := s.nowUTC()
 	succ := s.codec.Successor(p.Raw)
-	next := RefreshRecord{
-		Selector: succ.Selector, VerifierHash: succ.VerifierHash, ParentSelector: p.Selector,
-		CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
-	}
-	event := AuditEvent{At: now, Kind: EventRefresh, IP: client.IP}
 
 	// Fast path: the active token of a live session, in one statement.
 	st, ok, err := s.store.RotateActive(ctx, ActiveRotation{
-		Selector: p.Selector, VerifierHash: s.codec.VerifierHash(p), Successor: next, Now: now, Event: event,
+		Selector: p.Selector, VerifierHash: s.codec.VerifierHash(p),
+		Successor:  RefreshRecord{Selector: succ.Selector, VerifierHash: succ.VerifierHash},
+		RefreshTTL: s.cfg.RefreshTTL, Now: s.nowUTC,
+		Event: AuditEvent{Kind: EventRefresh, IP: client.IP},
 	})
 	if err != nil {
 		return TokenPair{}, err
 	}
 	if ok {
-		return s.pair(st.User, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, now)
+		return s.pair(st.User, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
 	}
 
 	// Everything else decides on the locked state: grace replays, reuse,
 	// refusals (and an active token that turned out to need no fast path).
-	var reuse bool
+	var now time.Time
+	var v presentation
 	revs, err := s.store.Refresh(ctx, p.Selector, func(state RefreshState) (RefreshOutcome, error) {
-		st = state
-		out, err := s.decide(p, succ, next, event, state, now)
-		reuse = out.Kind == OutcomeRevoke
-		return out, err
+		now, st = s.nowUTC(), state
+		if v, err = s.classify(p, succ, state, now); err != nil {
+			return RefreshOutcome{}, err
+		}
+		switch v {
+		case presentedActive:
+			return s.rotation(succ, state, now, client), nil
+		case presentedReplay:
+			return RefreshOutcome{Kind: OutcomeNone, Now: now}, nil
+		}
+		return s.reuseRevocation(state, now, client), nil
 	})
 	if errors.Is(err, ErrNotFound) {
 		return TokenPair{}, errUnknownToken
@@ -56,78 +62,115 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if reuse {
+	if v == presentedReuse {
 		s.deny.Add(revs...)
 		return TokenPair{}, errReuseDetected
 	}
 	// Rotated here, or a grace replay: either way the session's active
 	// token is now succ.
-	return s.pair(st.User, st.Session.ID, succ.Token, activeExpiry(st, next), now)
-}
-
-// activeExpiry is the successor's expiry after decide: the capped expiry of
-// a rotation it just made, or the stored one of a grace replay.
-func activeExpiry(st RefreshState, next RefreshRecord) time.Time {
-	if bytes.Equal(st.Session.Chain.ActiveSelector, next.Selector) {
-		return st.Session.Chain.ActiveExpiresAt
+	exp := st.Session.Chain.ActiveExpiresAt
+	if v == presentedActive {
+		exp = minTime(now.Add(s.cfg.RefreshTTL), st.Session.ExpiresAt)
 	}
-	return minTime(next.ExpiresAt, st.Session.ExpiresAt)
+	return s.pair(st.User, st.Session.ID, succ.Token, exp, now)
 }
 
-// decide applies the rotation rules to the locked state. It is pure: it
-// reads the state and the clock and says what to write.
-func (s *Service) decide(p ParsedRefresh, succ IssuedRefresh, next RefreshRecord, event AuditEvent, st RefreshState, now time.Time) (RefreshOutcome, error) {
+// presentation is what a presented, authentic, live refresh token is to its
+// session: the active token, the grace-eligible predecessor, or a used
+// token (reuse).
+type presentation int
+
+const (
+	presentedActive presentation = iota
+	presentedReplay
+	presentedReuse
+)
+
+// classify applies the rules of SPEC §2 to a token presented at now, read
+// from its locked session. It is pure. Refusals (§2.5: unknown, revoked,
+// expired, disabled; and a clock too far behind the rotating instance's) are
+// errors and must change nothing.
+func (s *Service) classify(p ParsedRefresh, succ IssuedRefresh, st RefreshState, now time.Time) (presentation, error) {
 	if !s.codec.Matches(p, st.Token.VerifierHash) {
-		return RefreshOutcome{}, errUnknownToken
+		return 0, errUnknownToken
 	}
 	sess := st.Session
 	switch {
 	case sess.RevokedAt != nil: // terminal: no grace, no second revocation
-		return RefreshOutcome{}, errSessionRevoked
+		return 0, errSessionRevoked
 	case !now.Before(sess.ExpiresAt):
-		return RefreshOutcome{}, errSessionExpired
+		return 0, errSessionExpired
 	case st.User.Disabled:
-		return RefreshOutcome{}, errUserUnavailable
+		return 0, errUserUnavailable
 	}
 	if !now.Before(st.Token.ExpiresAt) { // SPEC §2.5: expired changes nothing, used or not
-		return RefreshOutcome{}, errTokenExpired
+		return 0, errTokenExpired
 	}
 	if bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector) {
-		next.SessionID = sess.ID
-		next.ExpiresAt = minTime(next.ExpiresAt, sess.ExpiresAt)
-		event.UserID, event.SessionID = &sess.UserID, &sess.ID
-		return RefreshOutcome{Kind: OutcomeRotate, Now: now, Successor: next, Event: event}, nil
+		return presentedActive, nil
 	}
-	if s.inGrace(succ, st, now) {
-		return RefreshOutcome{Kind: OutcomeNone, Now: now}, nil
+	grace, err := s.inGrace(succ, st, now)
+	if err != nil {
+		return 0, err
 	}
+	if grace {
+		return presentedReplay, nil
+	}
+	return presentedReuse, nil
+}
+
+// rotation is the outcome that rotates the active token of st into succ.
+func (s *Service) rotation(succ IssuedRefresh, st RefreshState, now time.Time, client ClientInfo) RefreshOutcome {
+	sess := st.Session
+	next := RefreshRecord{
+		Selector: succ.Selector, VerifierHash: succ.VerifierHash, ParentSelector: st.Token.Selector,
+		SessionID: sess.ID, CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
+	}
+	return RefreshOutcome{Kind: OutcomeRotate, Now: now, Successor: next,
+		Event: AuditEvent{At: now, Kind: EventRefresh, UserID: &sess.UserID, SessionID: &sess.ID, IP: client.IP}}
+}
+
+// reuseRevocation is the outcome that revokes st's session for reuse.
+func (s *Service) reuseRevocation(st RefreshState, now time.Time, client ClientInfo) RefreshOutcome {
+	sess := st.Session
 	return RefreshOutcome{
 		Kind: OutcomeRevoke, Now: now,
 		Revoke: SessionRevocation{
 			SessionID: sess.ID, UserID: sess.UserID, Reason: ReasonReuseDetected, At: now,
 			DenyUntil: s.denyUntil(now),
-			Event: AuditEvent{At: now, Kind: EventReuseDetected, IP: event.IP,
+			Event: AuditEvent{At: now, Kind: EventReuseDetected, IP: client.IP,
 				Detail: map[string]string{"reason": ReasonReuseDetected}},
 		},
-	}, nil
+	}
 }
+
+// MaxClockSkew is the clock difference between instances that the grace
+// window tolerates. A replay read by an instance whose clock is behind the
+// rotating instance's (a negative elapsed time) is never reuse: within
+// MaxClockSkew it counts as elapsed time zero, and beyond it the replay is
+// refused as temporarily unavailable (ErrClockSkew), changing nothing, so a
+// broken clock is reported instead of ending sessions. A lagging clock also
+// lengthens the window, by at most the lag, from that instance's view.
+const MaxClockSkew = 2 * time.Second
 
 // inGrace reports whether a used token may be replayed: it is the token
 // rotated last (an older ancestor never is), it was rotated less than
 // ReuseGrace ago (the rotation time, never a later update), its successor is
 // still the active, unexpired token, and that successor is the one derived
 // from the presented token.
-func (s *Service) inGrace(succ IssuedRefresh, st RefreshState, now time.Time) bool {
+func (s *Service) inGrace(succ IssuedRefresh, st RefreshState, now time.Time) (bool, error) {
 	c := st.Session.Chain
 	if s.cfg.ReuseGrace <= 0 || c.PrevSelector == nil || !bytes.Equal(st.Token.Selector, c.PrevSelector) {
-		return false
+		return false, nil
 	}
-	// A clock behind the rotating instance's (negative elapsed) gets no
-	// grace: skew must never stretch the window.
-	if elapsed := now.Sub(c.RotatedAt); elapsed < 0 || elapsed >= s.cfg.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
-		return false
+	elapsed := now.Sub(c.RotatedAt)
+	if elapsed < -MaxClockSkew {
+		return false, ErrClockSkew
 	}
-	return bytes.Equal(succ.Selector, c.ActiveSelector)
+	if elapsed >= s.cfg.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
+		return false, nil
+	}
+	return bytes.Equal(succ.Selector, c.ActiveSelector), nil
 }
 
 // denyMargin covers the time between reading the clock for a revocation and

@@ -192,7 +192,11 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 		CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
 	}
 	sess.Chain = Chain{ActiveSelector: rec.Selector, ActiveExpiresAt: rec.ExpiresAt}
-	err = s.store.CreateSession(ctx, NewSession{
+	// The token carries the roles of the row the session committed
+	// against, not of the one read before the password check: a role
+	// removed meanwhile is not issued (SPEC §3: a removed admin must not
+	// keep, or restore, its role).
+	committed, err := s.store.CreateSession(ctx, NewSession{
 		Session: sess, Token: rec, PasswordHash: u.PasswordHash,
 		Event: AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},
 	})
@@ -202,7 +206,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	if err != nil {
 		return TokenPair{}, err
 	}
-	return s.pair(u, sess.ID, first.Token, rec.ExpiresAt, now)
+	return s.pair(committed, sess.ID, first.Token, rec.ExpiresAt, now)
 }
 
 // userAgent cleans a client's User-Agent before it is stored: it may carry
@@ -252,9 +256,11 @@ func (s *Service) User(ctx context.Context, id uuid.UUID) (User, error) {
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // SyncRevocations reads the revocations committed since the denylist's
-// cursor into the denylist. Call it whenever a revocation notice arrives.
+// cursor into the denylist. Call it whenever a revocation notice arrives,
+// and periodically (well within MaxRevocationLag): each success renews the
+// denylist's freshness.
 func (s *Service) SyncRevocations(ctx context.Context) error {
-	return s.syncFrom(ctx, s.deny.Cursor())
+	return s.timedSync(ctx, s.deny.Cursor())
 }
 
 // FullSyncRevocations reloads every unexpired revocation and drops expired

@@ -54,11 +54,17 @@ type RefreshOutcome struct {
 type ActiveRotation struct {
 	Selector     []byte // the presented token's selector
 	VerifierHash []byte // keyed hash of the presented verifier
-	// Successor is the token to issue. Its SessionID is filled in by the
-	// store, and its ExpiresAt is capped at the session's expiry.
-	Successor RefreshRecord
-	Now       time.Time
-	Event     AuditEvent // the refresh audit event; the store fills in user and session
+	// Successor is the token to issue: its Selector and VerifierHash. The
+	// store fills in SessionID, ParentSelector, CreatedAt (now) and
+	// ExpiresAt (now + RefreshTTL, capped at the session's expiry).
+	Successor  RefreshRecord
+	RefreshTTL time.Duration
+	// Now is the clock. The store reads it exactly once, at a moment when
+	// no other operation on the session can come between the reading and
+	// the write (see Store.RotateActive), and uses that one instant for
+	// every check and every time it writes.
+	Now   func() time.Time
+	Event AuditEvent // the refresh audit event; the store fills in At, user and session
 }
 
 // SessionRevocation describes sessions to revoke and how.
@@ -140,11 +146,16 @@ type Store interface {
 	// the revocations written. ErrNotFound if there is no such user.
 	UpdateUser(ctx context.Context, u UserUpdate) (User, []Revocation, error)
 
-	// CreateSession stores a login atomically. ErrNotFound if the user does
-	// not exist, is disabled, or no longer has the checked password hash.
-	CreateSession(ctx context.Context, s NewSession) error
+	// CreateSession stores a login atomically and returns the user (without
+	// password hash) as of the row it committed against, whose roles the
+	// login's access token must carry: a role change that commits first is
+	// seen, one that commits later revokes the session. ErrNotFound if the
+	// user does not exist, is disabled, or no longer has the checked
+	// password hash.
+	CreateSession(ctx context.Context, s NewSession) (User, error)
 	// Refresh finds the token by selector, locks its session, and calls
-	// decide exactly once with the current state while the lock is held. If
+	// decide exactly once with the current state while the lock is held
+	// (decide reads the clock itself, after the lock is taken). If
 	// decide returns an error nothing is written and that error is returned;
 	// otherwise its outcome is applied in the same transaction, and the
 	// revocations it wrote are returned. ErrNotFound
@@ -154,15 +165,21 @@ type Store interface {
 	// RotateActive is the fast path of a rotation. Atomically, holding the
 	// same session lock as Refresh: if the token with r.Selector is its
 	// session's active token, its stored verifier hash equals r.VerifierHash
-	// (compared in constant time), it and its session are unexpired at
-	// r.Now, the session is not revoked and its user not disabled, it
-	// rotates exactly as OutcomeRotate does and returns the state after the
-	// rotation (Session with its new Chain, User without password hash) and
-	// true. Otherwise it writes nothing and returns false, and the caller
-	// decides through Refresh (grace replays, reuse, refusals). The user row
-	// is read, not locked: a disable must revoke the user's sessions (as
-	// Service.UpdateUser does, in the same transaction) for it to stop a
-	// rotation already waiting on the session lock.
+	// (compared in constant time), it and its session are unexpired at now,
+	// the session is not revoked and its user not disabled, it rotates
+	// exactly as OutcomeRotate does and returns the state after the
+	// rotation (Session with its new Chain, whose RotatedAt is now; User
+	// without password hash) and true. Otherwise it writes nothing and
+	// returns false, and the caller decides through Refresh (grace replays,
+	// reuse, refusals).
+	//
+	// now is one reading of r.Now taken while nothing else can act on the
+	// session: after its lock is held (memory), or just before a statement
+	// that takes the lock without waiting and gives up if it is held
+	// (PostgreSQL: SKIP LOCKED), so that an instant read before a wait is
+	// never written or compared. The user row is read, not locked: a
+	// disable must revoke the user's sessions (as Service.UpdateUser does,
+	// in the same transaction) for it to stop a rotation.
 	RotateActive(ctx context.Context, r ActiveRotation) (RefreshState, bool, error)
 	// RevokeSessions revokes the active sessions r selects, writing one
 	// denylist entry and one audit event per session, and returns the

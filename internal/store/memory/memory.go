@@ -116,20 +116,22 @@ func (s *Store) UpdateUser(_ context.Context, up tokens.UserUpdate) (tokens.User
 }
 
 // CreateSession implements tokens.Store.
-func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) error {
+func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) (tokens.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[ns.Session.UserID]
 	if !ok || u.Disabled || u.PasswordHash != ns.PasswordHash {
-		return tokens.ErrNotFound
+		return tokens.User{}, tokens.ErrNotFound
 	}
 	if _, dup := s.refresh[string(ns.Token.Selector)]; dup {
-		return tokens.ErrConflict
+		return tokens.User{}, tokens.ErrConflict
 	}
 	s.sessions[ns.Session.ID] = ns.Session
 	s.refresh[string(ns.Token.Selector)] = ns.Token
 	s.addAuditLocked(ns.Event)
-	return nil
+	u = cloneUser(u)
+	u.PasswordHash = ""
+	return u, nil
 }
 
 // Refresh implements tokens.Store.
@@ -169,10 +171,12 @@ func (s *Store) Refresh(_ context.Context, selector []byte, decide func(tokens.R
 	return nil, nil
 }
 
-// RotateActive implements tokens.Store.
+// RotateActive implements tokens.Store. The clock is read once, under the
+// mutex.
 func (s *Store) RotateActive(_ context.Context, r tokens.ActiveRotation) (tokens.RefreshState, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := r.Now()
 	rec, ok := s.refresh[string(r.Selector)]
 	if !ok {
 		return tokens.RefreshState{}, false, nil
@@ -181,11 +185,12 @@ func (s *Store) RotateActive(_ context.Context, r tokens.ActiveRotation) (tokens
 	u := cloneUser(s.users[sess.UserID])
 	if subtle.ConstantTimeCompare(rec.VerifierHash, r.VerifierHash) != 1 ||
 		!bytes.Equal(sess.Chain.ActiveSelector, r.Selector) || sess.RevokedAt != nil ||
-		!r.Now.Before(sess.ExpiresAt) || !r.Now.Before(rec.ExpiresAt) || u.Disabled {
+		!now.Before(sess.ExpiresAt) || !now.Before(rec.ExpiresAt) || u.Disabled {
 		return tokens.RefreshState{}, false, nil
 	}
 	next := r.Successor
-	next.SessionID = sess.ID
+	next.SessionID, next.ParentSelector, next.CreatedAt = sess.ID, r.Selector, now
+	next.ExpiresAt = now.Add(r.RefreshTTL)
 	if next.ExpiresAt.After(sess.ExpiresAt) {
 		next.ExpiresAt = sess.ExpiresAt
 	}
@@ -193,11 +198,11 @@ func (s *Store) RotateActive(_ context.Context, r tokens.ActiveRotation) (tokens
 		return tokens.RefreshState{}, false, tokens.ErrConflict
 	}
 	s.refresh[string(next.Selector)] = next
-	sess.Chain = tokens.Chain{ActiveSelector: next.Selector, ActiveExpiresAt: next.ExpiresAt, PrevSelector: r.Selector, RotatedAt: r.Now}
-	sess.LastUsedAt = r.Now
+	sess.Chain = tokens.Chain{ActiveSelector: next.Selector, ActiveExpiresAt: next.ExpiresAt, PrevSelector: r.Selector, RotatedAt: now}
+	sess.LastUsedAt = now
 	s.sessions[sess.ID] = sess
 	ev := r.Event
-	ev.UserID, ev.SessionID = &u.ID, &sess.ID
+	ev.At, ev.UserID, ev.SessionID = now, &u.ID, &sess.ID
 	s.addAuditLocked(ev)
 	u.PasswordHash = ""
 	return tokens.RefreshState{Token: next, Session: sess, User: u}, true, nil

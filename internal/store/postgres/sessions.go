@@ -28,18 +28,21 @@ func finishSession(s *tokens.Session, rotatedAt *time.Time) {
 }
 
 // CreateSession implements tokens.Store. One statement: FOR SHARE on the
-// user row holds off a concurrent disable or password change (its UPDATE
-// waits for us, then its revocation sees this session), and one that
-// committed first makes the CTE insert nothing.
-func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (err error) {
+// user row holds off a concurrent disable, password or role change (its
+// UPDATE waits for us, then its revocation sees this session), one that
+// committed first makes the CTE insert nothing or return the new roles: FOR
+// SHARE reads the newest version of the row it locks.
+func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ tokens.User, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.timed("create_session", time.Now(), &err)
 	ss, t, ev := ns.Session, ns.Token, ns.Event
+	u := tokens.User{ID: ss.UserID}
 	var n int
 	err = s.pool.QueryRow(ctx, `
 		WITH u AS (
-			SELECT id FROM users WHERE id = $2 AND NOT disabled AND password_hash = $11 FOR SHARE
+			SELECT id, email, roles, created_at FROM users
+			WHERE id = $2 AND NOT disabled AND password_hash = $11 FOR SHARE
 		), s AS (
 			INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
 			                      active_selector, active_expires_at)
@@ -52,42 +55,57 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (err er
 			INSERT INTO audit_events (at, kind, user_id, session_id, ip)
 			SELECT $3, $10, $2, s.id, $6 FROM s
 		)
-		SELECT count(*) FROM s`,
+		SELECT u.email, u.roles, u.created_at, (SELECT count(*) FROM s) FROM u`,
 		ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
-		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash).Scan(&n)
+		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash).Scan(&u.Email, &u.Roles, &u.CreatedAt, &n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tokens.User{}, tokens.ErrNotFound
+	}
 	if err != nil {
-		return wrap(err)
+		return tokens.User{}, wrap(err)
 	}
-	if n == 0 {
-		return tokens.ErrNotFound
+	if n != 1 {
+		return tokens.User{}, tokens.ErrNotFound
 	}
-	return nil
+	if u.Roles == nil {
+		u.Roles = []string{}
+	}
+	return u, nil
 }
 
 // sqlRotateActive is the whole common-case rotation in one statement and
-// one round trip (autocommit): the UPDATE finds the token by its selector
-// (primary key), locks the session row, and applies every rule of the fast
-// path in its WHERE clause; the token and audit INSERTs read its RETURNING,
-// so when any rule fails nothing at all is written and the caller takes the
-// locked path. A concurrent presentation of the same token waits for the
-// row lock, is re-checked against the new row (active_selector moved on) and
-// falls through to the locked path, where the grace rules apply.
+// one round trip (autocommit). CTE l finds the token by its selector
+// (primary key) and locks its session row only if nobody holds it (SKIP
+// LOCKED), checking every rule of the fast path on the newest version of the
+// row; the UPDATE then rotates that row, and the token and audit INSERTs
+// read its RETURNING, so when any rule fails, or the session is busy, nothing
+// at all is written and the caller takes the locked path. Never waiting is
+// what makes $3, the clock read just before the statement, a reading taken
+// after the session is serialized: a concurrent presentation of the same
+// token finds the row locked (or, once the winner committed, no longer
+// active) and goes to the locked path, which reads the clock after its lock.
 //
 // The verifier hash is compared in constant time in SQL: the XOR of the two
 // 256-bit strings is computed whole and its set bits counted, with no early
 // exit on the first differing byte (bytea "=" would stop there).
 const sqlRotateActive = `
-	WITH s AS (
-		UPDATE sessions s
-		SET active_selector = $2, active_expires_at = LEAST($4::timestamptz, s.expires_at),
-		    prev_selector = $1, rotated_at = $3, last_used_at = $3
-		FROM refresh_tokens t, users u
-		WHERE t.selector = $1 AND s.id = t.session_id AND u.id = s.user_id
+	WITH l AS (
+		SELECT s.id FROM refresh_tokens t
+		JOIN sessions s ON s.id = t.session_id
+		JOIN users u ON u.id = s.user_id
+		WHERE t.selector = $1
 		  AND s.active_selector = $1 AND s.revoked_at IS NULL AND s.expires_at > $3
 		  AND t.expires_at > $3 AND NOT u.disabled
 		  AND octet_length(t.verifier_hash) = 32 AND octet_length($5::bytea) = 32
 		  AND bit_count(('x' || encode(t.verifier_hash, 'hex'))::bit(256)
 		              # ('x' || encode($5::bytea, 'hex'))::bit(256)) = 0
+		FOR UPDATE OF s SKIP LOCKED
+	), s AS (
+		UPDATE sessions s
+		SET active_selector = $2, active_expires_at = LEAST($4::timestamptz, s.expires_at),
+		    prev_selector = $1, rotated_at = $3, last_used_at = $3
+		FROM l, users u
+		WHERE s.id = l.id AND u.id = s.user_id
 		RETURNING s.id, s.user_id, s.created_at AS session_created, s.expires_at, s.active_expires_at, u.email, u.roles, u.created_at AS user_created
 	), t AS (
 		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, parent_selector, created_at, expires_at)
@@ -105,7 +123,8 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	defer s.timed("rotate_active", time.Now(), &err)
 	var st tokens.RefreshState
 	n := r.Successor
-	err = s.pool.QueryRow(ctx, sqlRotateActive, r.Selector, n.Selector, r.Now, n.ExpiresAt, r.VerifierHash,
+	now := r.Now()
+	err = s.pool.QueryRow(ctx, sqlRotateActive, r.Selector, n.Selector, now, now.Add(r.RefreshTTL), r.VerifierHash,
 		n.VerifierHash, r.Event.Kind, r.Event.IP).Scan(&st.Session.ID, &st.Session.UserID, &st.Session.CreatedAt,
 		&st.Session.ExpiresAt, &st.Session.Chain.ActiveExpiresAt, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -118,9 +137,9 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	if st.User.Roles == nil {
 		st.User.Roles = []string{}
 	}
-	st.Session.LastUsedAt = r.Now
-	st.Session.Chain.ActiveSelector, st.Session.Chain.PrevSelector, st.Session.Chain.RotatedAt = n.Selector, r.Selector, r.Now
-	n.SessionID, n.ExpiresAt = st.Session.ID, st.Session.Chain.ActiveExpiresAt
+	st.Session.LastUsedAt = now
+	st.Session.Chain.ActiveSelector, st.Session.Chain.PrevSelector, st.Session.Chain.RotatedAt = n.Selector, r.Selector, now
+	n.SessionID, n.ParentSelector, n.CreatedAt, n.ExpiresAt = st.Session.ID, r.Selector, now, st.Session.Chain.ActiveExpiresAt
 	st.Token = n
 	return st, true, nil
 }

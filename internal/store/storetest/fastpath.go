@@ -13,8 +13,8 @@ import (
 func rotateActive(store tokens.Store, sel, vh []byte, now time.Time, succByte byte) (tokens.RefreshState, bool, error) {
 	s := FakeSelector(sel, succByte)
 	return store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
-		Successor: tokens.RefreshRecord{Selector: s, VerifierHash: vh, ParentSelector: sel, CreatedAt: now, ExpiresAt: now.Add(336 * time.Hour)},
-		Now:       now, Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}})
+		Successor: tokens.RefreshRecord{Selector: s, VerifierHash: vh}, RefreshTTL: 336 * time.Hour,
+		Now: func() time.Time { return now }, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}})
 }
 
 func testFastPathRefusals(t *testing.T, store tokens.Store) {

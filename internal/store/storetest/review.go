@@ -12,18 +12,12 @@ import (
 )
 
 // Cases found by adversarial review; each failed before its fix.
-func reviewTests() []struct {
-	name string
-	fn   func(t *testing.T, store tokens.Store)
-} {
-	return []struct {
-		name string
-		fn   func(t *testing.T, store tokens.Store)
-	}{
+func reviewTests() []namedTest {
+	return []namedTest{
 		{"race: login with the old password against a password change", testLoginRacesPasswordChange},
-		{"logout: a dead or used refresh token cannot log anyone out", testLogoutWithDeadToken},
+		{"logout: a used refresh token is reuse: it ends its own session, never the user's others", testLogoutWithDeadToken},
 		{"rotation: an expired used token changes nothing", testExpiredUsedToken},
-		{"rotation: a clock behind the rotation gets no grace", testGraceWithClockBehind},
+		{"rotation: a clock behind the rotation is never reuse", testGraceWithClockBehind},
 		{"revocation: a just-expired session's access tokens are denied too", testRevokeJustExpired},
 		{"revocation: taking a role away ends the user's sessions", testRolesReduced},
 		{"rotation: the one-statement fast path applies every rule", testRotateActiveRules},
@@ -62,16 +56,20 @@ func testLogoutWithDeadToken(t *testing.T, store tokens.Store) {
 	stolen := f.MustLogin(u)
 	next := f.MustRefresh(stolen.RefreshToken)
 	f.MustRefresh(next.RefreshToken)
-	// stolen is now two rotations old: it may not end the live session...
-	if err := f.Svc.Logout(ctx, tokens.LogoutRequest{RefreshToken: stolen.RefreshToken, Global: true}); !errors.Is(err, tokens.ErrInvalidGrant) {
-		t.Fatalf("global logout with a used token: %v, want invalid_grant", err)
+	other := f.MustLogin(u)
+	// stolen is now two rotations old: it may not end the user's sessions;
+	// presenting it is reuse, which ends its own session only...
+	if err := f.Svc.Logout(ctx, tokens.LogoutRequest{RefreshToken: stolen.RefreshToken, Global: true}); !errors.Is(err, tokens.ErrInvalidGrant) || !tokens.IsReuse(err) {
+		t.Fatalf("global logout with a used token: %v, want invalid_grant for reuse", err)
 	}
+	if s := f.Session(stolen.SessionID); s.RevokedAt == nil || s.RevokedReason != tokens.ReasonReuseDetected {
+		t.Fatalf("a used token presented to logout: session %v %q, want revoked for reuse", s.RevokedAt, s.RevokedReason)
+	}
+	f.MustAuthenticate(other.AccessToken)
 	fresh := f.MustLogin(u)
 	f.MustAuthenticate(fresh.AccessToken)
 	// ...and once its session is dead, not the user's new sessions either.
-	if _, err := f.Refresh(stolen.RefreshToken); !tokens.IsReuse(err) {
-		t.Fatalf("reuse: %v", err)
-	}
+	f.MustBeRefused(stolen.RefreshToken, "a used token of a session revoked for reuse")
 	if err := f.Svc.Logout(ctx, tokens.LogoutRequest{RefreshToken: stolen.RefreshToken, Global: true}); !errors.Is(err, tokens.ErrInvalidGrant) {
 		t.Fatalf("global logout with a token of a revoked session: %v, want invalid_grant", err)
 	}
@@ -92,14 +90,27 @@ func testExpiredUsedToken(t *testing.T, store tokens.Store) {
 	f.MustRefresh(t1.RefreshToken)
 }
 
+// testGraceWithClockBehind (frozen clock): a replay read by a clock behind
+// the rotation's is never reuse (SPEC §2.9). Within MaxClockSkew it is a
+// grace replay; five minutes behind it is refused as unavailable and changes
+// nothing.
 func testGraceWithClockBehind(t *testing.T, store tokens.Store) {
 	f := NewFixture(t, store)
 	t0 := f.MustLogin(f.MustUser())
-	f.MustRefresh(t0.RefreshToken)
-	f.Clock.Advance(-5 * time.Minute) // an instance whose clock lags
-	if _, err := f.Refresh(t0.RefreshToken); !tokens.IsReuse(err) {
-		t.Fatalf("replay under a lagging clock: %v, want reuse (no grace)", err)
+	t1 := f.MustRefresh(t0.RefreshToken)
+	f.Clock.Advance(-tokens.MaxClockSkew / 2)
+	if p, err := f.Refresh(t0.RefreshToken); err != nil || p.RefreshToken != t1.RefreshToken {
+		t.Fatalf("replay under a clock %v behind: %v, want the same successor", tokens.MaxClockSkew/2, err)
 	}
+	f.Clock.Advance(-5 * time.Minute) // an instance whose clock lags badly
+	if _, err := f.Refresh(t0.RefreshToken); !errors.Is(err, tokens.ErrUnavailable) || tokens.IsReuse(err) {
+		t.Fatalf("replay under a clock 5m behind: %v, want unavailable (never reuse)", err)
+	}
+	if s := f.Session(t0.SessionID); s.RevokedAt != nil {
+		t.Fatalf("a lagging clock revoked the session as %q", s.RevokedReason)
+	}
+	f.Clock.Advance(5*time.Minute + tokens.MaxClockSkew/2)
+	f.MustRefresh(t1.RefreshToken)
 }
 
 func testRevokeJustExpired(t *testing.T, store tokens.Store) {
@@ -144,23 +155,24 @@ func testRotateActiveRules(t *testing.T, store tokens.Store) {
 		t.Fatal(err)
 	}
 	now := f.Clock.Now()
+	clock := func() time.Time { return now }
 	next := func(b byte) tokens.RefreshRecord {
 		s := FakeSelector(sel, b)
-		return tokens.RefreshRecord{Selector: s, VerifierHash: rec.VerifierHash, ParentSelector: sel, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		return tokens.RefreshRecord{Selector: s, VerifierHash: rec.VerifierHash}
 	}
 	wrong := append([]byte(nil), rec.VerifierHash...)
 	wrong[len(wrong)-1] ^= 1
-	if _, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: wrong, Successor: next(0xA1), Now: now,
-		Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}}); ok || err != nil {
+	if _, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: wrong, Successor: next(0xA1), RefreshTTL: time.Hour,
+		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok || err != nil {
 		t.Fatalf("a wrong verifier hash rotated: %v %v", ok, err)
 	}
-	st, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA2), Now: now,
-		Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}})
+	st, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA2), RefreshTTL: time.Hour,
+		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}})
 	if !ok || err != nil || st.Session.ID != t0.SessionID || st.User.ID == uuid.Nil || !st.Session.Chain.ActiveExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("the active token did not rotate: %v %v %+v", ok, err, st)
 	}
-	if _, ok, _ := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA3), Now: now,
-		Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}}); ok {
+	if _, ok, _ := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA3), RefreshTTL: time.Hour,
+		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok {
 		t.Fatal("a used token rotated again on the fast path")
 	}
 	s := f.Session(t0.SessionID)

@@ -15,10 +15,7 @@ import (
 // newStore may return the same store every time; tests isolate themselves by
 // using their own users.
 func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, store tokens.Store)
-	}{
+	tests := []namedTest{
 		{"users: email is unique case-insensitively", testUsers},
 		{"login: every refusal is the same invalid_grant", testLoginRefusals},
 		{"rotation: a chain of rotations", testChain},
@@ -42,6 +39,9 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"purge: expired sessions and denylist entries go", testPurge},
 	}
 	tests = append(tests, reviewTests()...)
+	tests = append(tests, clockTests()...)
+	tests = append(tests, roleTests()...)
+	tests = append(tests, endpointTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
