@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// scratchDB is a database the soak created and drops at the end.
+type scratchDB struct {
+	admin string // URL of the database it was created from
+	name  string
+	url   string // URL of the scratch database
+}
+
+// createScratch creates rotor_soak_<random> through the database at pgURL,
+// which must be on this machine.
+func createScratch(ctx context.Context, pgURL string) (*scratchDB, error) {
+	u, err := url.Parse(pgURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("-db: %q is not a postgres:// URL", pgURL)
+	}
+	if h := u.Hostname(); h != "" && h != "localhost" && !isLoopback(h) {
+		return nil, fmt.Errorf("-db: host %q is not this machine; the soak only talks to 127.0.0.1", h)
+	}
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	name := "rotor_soak_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return nil, fmt.Errorf("-db: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, fmt.Errorf("create scratch database: %w", err)
+	}
+	u.Path = "/" + name
+	return &scratchDB{admin: pgURL, name: name, url: u.String()}, nil
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// drop removes the scratch database, disconnecting whoever still uses it.
+func (s *scratchDB) drop(stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err == nil {
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.name+" WITH (FORCE)")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "soak: could not drop database %s: %v\n", s.name, err)
+	}
+}
+
+// dbSession is what the sessions table says about one session.
+type dbSession struct {
+	reason    string    // revoked_reason; "" while the session is live
+	rotatedAt time.Time // zero if never rotated
+	revokedAt time.Time // zero while live
+}
+
+// dupParent is a refresh token with more than one successor.
+type dupParent struct {
+	sessionID string
+	children  int
+}
+
+// dbFacts is what the checks read from the database after the run.
+type dbFacts struct {
+	sessions   map[string]dbSession
+	dupParents []dupParent
+	tokens     int
+}
+
+// readDatabase reads the facts the invariants need over one connection.
+func readDatabase(ctx context.Context, databaseURL string) (dbFacts, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return dbFacts{}, fmt.Errorf("checker connection: %w", err)
+	}
+	defer conn.Close(context.Background())
+
+	f := dbFacts{sessions: map[string]dbSession{}}
+	rows, err := conn.Query(ctx, `SELECT id::text, revoked_reason, rotated_at, revoked_at FROM sessions`)
+	if err != nil {
+		return f, fmt.Errorf("read sessions: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var reason *string
+		var rotated, revoked *time.Time
+		if err := rows.Scan(&id, &reason, &rotated, &revoked); err != nil {
+			rows.Close()
+			return f, fmt.Errorf("read sessions: %w", err)
+		}
+		var s dbSession
+		if reason != nil {
+			s.reason = *reason
+		}
+		if rotated != nil {
+			s.rotatedAt = *rotated
+		}
+		if revoked != nil {
+			s.revokedAt = *revoked
+			if s.reason == "" {
+				s.reason = "(revoked without a reason)"
+			}
+		}
+		f.sessions[id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return f, fmt.Errorf("read sessions: %w", err)
+	}
+
+	rows, err = conn.Query(ctx, `SELECT min(session_id::text), count(*) FROM refresh_tokens
+		WHERE parent_selector IS NOT NULL GROUP BY parent_selector HAVING count(*) > 1`)
+	if err != nil {
+		return f, fmt.Errorf("read refresh_tokens: %w", err)
+	}
+	for rows.Next() {
+		var d dupParent
+		if err := rows.Scan(&d.sessionID, &d.children); err != nil {
+			rows.Close()
+			return f, fmt.Errorf("read refresh_tokens: %w", err)
+		}
+		f.dupParents = append(f.dupParents, d)
+	}
+	if err := rows.Err(); err != nil {
+		return f, fmt.Errorf("read refresh_tokens: %w", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM refresh_tokens`).Scan(&f.tokens); err != nil {
+		return f, fmt.Errorf("count refresh_tokens: %w", err)
+	}
+	return f, nil
+}
