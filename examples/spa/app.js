@@ -1,10 +1,16 @@
 // A minimal SPA client for Rotor's browser mode (REFRESH_COOKIE=true).
 // The access token is kept in a variable; the refresh token is an HttpOnly
 // cookie sent by the browser with credentials: "include".
+// The API address comes from config.js (same origin, written at deploy
+// time), never from the URL, so a link cannot send the password elsewhere.
 "use strict";
 
-const params = new URLSearchParams(location.search);
-const API = params.get("api") || "http://localhost:8080";
+const CONFIG = window.ROTOR_CONFIG || {};
+if (!CONFIG.api) {
+  document.getElementById("status").textContent = "config.js does not set ROTOR_CONFIG.api";
+  throw new Error("no API address configured");
+}
+const API = new URL(CONFIG.api).origin; // scheme://host:port, nothing else
 document.getElementById("api").textContent = API;
 
 let accessToken = null;
@@ -40,6 +46,7 @@ async function login(email, password) {
 async function me() {
   const r = await call("GET", "/me", undefined, accessToken);
   log(r.status === 200, "/me → " + r.status + (r.json && r.json.email ? " " + r.json.email : ""));
+  document.getElementById("who").textContent = r.status === 200 ? r.json.email : "nobody";
   return r;
 }
 
@@ -65,6 +72,7 @@ async function logout() {
   const after = await call("POST", "/refresh");
   log(after.status === 400, "refresh after logout → " + after.status);
   accessToken = null;
+  document.getElementById("who").textContent = "nobody";
   return { status: r.status === 204 && after.status === 400 ? 204 : 500 };
 }
 
@@ -77,12 +85,13 @@ document.getElementById("refresh").addEventListener("click", refresh);
 document.getElementById("tabs").addEventListener("click", twoTabs);
 document.getElementById("logout").addEventListener("click", logout);
 
-// ?auto=email:password runs the whole scenario and writes a JSON summary
-// into #result, for the headless-browser test.
+// ROTOR_CONFIG.selfTest = {email, password} (set only by the config.js the
+// headless-browser test serves) runs the whole scenario and writes a JSON
+// summary into #result.
 (async () => {
-  const auto = params.get("auto");
+  const auto = CONFIG.selfTest;
   if (!auto) return;
-  const [email, password] = auto.split(":");
+  const { email, password } = auto;
   const steps = {};
   const status = document.getElementById("status");
   try {

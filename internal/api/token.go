@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"mime"
 	"net/http"
 	"time"
 
@@ -29,8 +30,12 @@ type tokenResponse struct {
 }
 
 func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkCookieSetter(r); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	var req tokenRequest
-	form, err := decodeBody(w, r, &req, true, false)
+	form, err := decodeBody(w, r, &req, !s.opts.RefreshCookie, false)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -87,8 +92,12 @@ func (s *server) login(w http.ResponseWriter, r *http.Request, req tokenRequest)
 }
 
 func (s *server) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkCookieSetter(r); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	var req tokenRequest
-	if _, err := decodeBody(w, r, &req, true, true); err != nil {
+	if _, err := decodeBody(w, r, &req, !s.opts.RefreshCookie, true); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -102,6 +111,34 @@ func (s *server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.refresh(w, r, req.RefreshToken, true)
+}
+
+// checkCookieSetter is browser mode's CSRF defence for /token and /refresh,
+// whose every success sets the refresh cookie. It runs before the body is
+// read, so a refused request changes nothing and sets no cookie.
+//
+// The body must be JSON (or absent, for /refresh): a form, multipart or
+// text/plain body is what any web page can send cross-site without a CORS
+// preflight, for instance by auto-submitting an HTML form with an attacker's
+// credentials, whose answer would replace the victim's cookie with the
+// attacker's session (login CSRF). And, whatever the body, the request must
+// carry an Origin listed in CORS_ALLOWED_ORIGINS. Body mode is unchanged:
+// non-browser clients keep the RFC 6749 form grant.
+func (s *server) checkCookieSetter(r *http.Request) error {
+	if !s.opts.RefreshCookie {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return badRequest("in browser mode (REFRESH_COOKIE=true) this endpoint takes only application/json: " +
+				"a form, multipart or text/plain body could come from any web page (CSRF defence)")
+		}
+	}
+	if origin := r.Header.Get("Origin"); origin == "" || !s.originAllowed(origin) {
+		return &httpError{status: http.StatusForbidden, code: codeAccessDenied,
+			msg: "in browser mode (REFRESH_COOKIE=true) this endpoint needs an Origin listed in CORS_ALLOWED_ORIGINS (CSRF defence)"}
+	}
+	return nil
 }
 
 // limit takes one attempt from key's bucket in l, or answers 429.
