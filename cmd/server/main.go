@@ -255,28 +255,107 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			log.Info("bootstrap admin created")
 		}
 	}
-	if err := svc.FullSyncRevocations(ctx); err != nil {
+	// Revocations: loaded now, then kept current. With PostgreSQL other
+	// instances revoke too, so this one refuses access-token checks (503)
+	// while its latest completed sync started over tokens.MaxRevocationLag
+	// ago: an incremental sync every revocationSyncEvery and at once on each
+	// notice, each bounded, keeps it well inside that when the database
+	// answers; a frozen pool or listener cannot keep it accepting tokens.
+	const (
+		revocationSyncEvery   = 250 * time.Millisecond
+		revocationSyncTimeout = 500 * time.Millisecond
+		fullSyncEvery         = 30 * time.Second
+		fullSyncTimeout       = 5 * time.Second
+	)
+	loadCtx, cancelLoad := context.WithTimeout(ctx, fullSyncTimeout)
+	err = svc.FullSyncRevocations(loadCtx)
+	cancelLoad()
+	if err != nil {
 		return fmt.Errorf("load revocations: %w", err)
 	}
 
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	if pg != nil {
+		svc.RequireFreshRevocations(tokens.MaxRevocationLag)
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "rotor_revocation_lag_seconds",
+			Help: "Time since the start of the latest completed revocation sync; access-token checks fail closed above 1.",
+		}, func() float64 {
+			lag, _ := svc.RevocationLag()
+			return lag.Seconds()
+		}))
+		notices := make(chan struct{}, 1)
+		listenerDown := false // both callbacks run on the listener's goroutine
 		go pg.Listen(bg, func() {
-			if err := svc.SyncRevocations(bg); err != nil {
-				if bg.Err() == nil {
-					log.Warn("revocation sync failed", "err", err.Error())
-				}
+			if listenerDown {
+				listenerDown = false
+				log.Info("revocation listener reconnected")
+			}
+			select {
+			case notices <- struct{}{}:
+			default: // a sync is already due
+			}
+		}, func(err error) {
+			if !listenerDown {
+				listenerDown = true
+				log.Warn("revocation listener lost its connection; reconnecting", "err", err.Error())
 				return
 			}
-			svc.RevocationFeedLive()
-		}, func(err error) {
-			svc.RevocationFeedLost()
-			log.Warn("revocation listener lost its connection; reconnecting", "err", err.Error())
+			log.Debug("revocation listener still cannot connect", "err", err.Error())
 		})
+		go func() {
+			tick := time.NewTicker(revocationSyncEvery)
+			defer tick.Stop()
+			var lastErr error
+			stale, staleSince := false, time.Time{}
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-tick.C:
+				case <-notices:
+				}
+				sctx, cancel := context.WithTimeout(bg, revocationSyncTimeout)
+				err := svc.SyncRevocations(sctx)
+				cancel()
+				if bg.Err() != nil {
+					return
+				}
+				if err != nil && lastErr == nil {
+					log.Warn("revocation sync failed", "err", err.Error())
+				}
+				// Log transitions only: requests never log the staleness.
+				nowStale := svc.RevocationsStale()
+				switch {
+				case nowStale && !stale:
+					staleSince = time.Now()
+					if at, ok := svc.RevocationsSyncedAt(); ok {
+						staleSince = at.Add(tokens.MaxRevocationLag)
+					}
+					lag, _ := svc.RevocationLag()
+					why := "no revocation sync completed in time"
+					if err != nil {
+						why = err.Error()
+					} else if lastErr != nil {
+						why = lastErr.Error()
+					}
+					log.Error("revocations may be missing: access-token checks fail closed (503) until a revocation sync succeeds",
+						"lag", lag.Round(time.Millisecond).String(), "max_lag", tokens.MaxRevocationLag.String(), "err", why)
+				case !nowStale && stale:
+					log.Info("revocations current again: access-token checks resume",
+						"fail_closed_for", time.Since(staleSince).Round(time.Millisecond).String())
+				case err == nil && lastErr != nil:
+					log.Info("revocation sync recovered")
+				}
+				stale, lastErr = nowStale, err
+			}
+		}()
 	}
-	go every(bg, 30*time.Second, func() {
-		if err := svc.FullSyncRevocations(bg); err != nil && bg.Err() == nil {
+	go every(bg, fullSyncEvery, func() {
+		sctx, cancel := context.WithTimeout(bg, fullSyncTimeout)
+		defer cancel()
+		if err := svc.FullSyncRevocations(sctx); err != nil && bg.Err() == nil {
 			log.Warn("periodic revocation resync failed", "err", err.Error())
 		}
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,25 +37,9 @@ type Service struct {
 	cfg       Config
 	now       func() time.Time
 	dummyHash string
-	// syncLost is when this instance lost its revocation feed (the store's
-	// notifications), in Unix nanoseconds; 0 while it is live.
-	syncLost atomic.Int64
+	// revFresh is how current the denylist is (revocation_sync.go).
+	revFresh revocationFreshness
 }
-
-// StaleRevocationsAfter is how long an instance keeps answering access-token
-// checks after losing its revocation feed. Past it, checks fail closed with
-// ErrUnavailable: a revocation elsewhere could have been missed.
-const StaleRevocationsAfter = 2 * time.Second
-
-// RevocationFeedLost records that revocation notices may be missed from now
-// on (the listener lost its connection).
-func (s *Service) RevocationFeedLost() {
-	s.syncLost.CompareAndSwap(0, s.now().UnixNano())
-}
-
-// RevocationFeedLive records that the listener is connected and the
-// denylist was synced after it connected.
-func (s *Service) RevocationFeedLive() { s.syncLost.Store(0) }
 
 // NewService checks cfg and returns a Service. Its denylist starts empty:
 // call SyncRevocations before serving.
@@ -229,15 +212,16 @@ func (s *Service) pair(u User, sid uuid.UUID, refresh string, refreshExp, now ti
 }
 
 // Authenticate verifies an access token and checks the denylist. It never
-// touches the store.
+// touches the store. Under RequireFreshRevocations it fails closed
+// (ErrUnavailable) while the denylist may be missing revocations.
 func (s *Service) Authenticate(token string) (Principal, error) {
 	p, err := s.access.Verify(token)
 	if err != nil {
 		return Principal{}, err
 	}
 	now := s.now()
-	if lost := s.syncLost.Load(); lost != 0 && now.Sub(time.Unix(0, lost)) > StaleRevocationsAfter {
-		return Principal{}, fmt.Errorf("%w: revocations cannot be checked right now", ErrUnavailable)
+	if err := s.staleRevocations(now); err != nil {
+		return Principal{}, err
 	}
 	if s.deny.Denied(p.SessionID, p.TokenID, now) {
 		return Principal{}, fmt.Errorf("%w: token has been revoked", ErrInvalidToken)
@@ -268,7 +252,7 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 // missed. (Incremental syncs leave purging to it: Denied already ignores an
 // expired entry, so sweeping the map on every notice would be wasted work.)
 func (s *Service) FullSyncRevocations(ctx context.Context) error {
-	if err := s.syncFrom(ctx, 0); err != nil {
+	if err := s.timedSync(ctx, 0); err != nil {
 		return err
 	}
 	s.deny.Purge(s.now())

@@ -48,6 +48,13 @@ const OpTimeout = 3 * time.Second
 // discarded and another tried.
 const PingTimeout = 500 * time.Millisecond
 
+// ConnectTimeout bounds each new connection of the pool, handshake
+// included. The pool builds connections in the background, detached from
+// the caller's deadline, so without it a handshake with a frozen peer would
+// hold a pool slot forever and the pool would not recover when the network
+// does. A connect_timeout in the URL takes precedence.
+const ConnectTimeout = 3 * time.Second
+
 // SetOpTimeout changes the deadline of each store call. Call it before use.
 func (s *Store) SetOpTimeout(d time.Duration) { s.opTimeout = d }
 
@@ -83,6 +90,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	cfg.PingTimeout = PingTimeout
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
+	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "rotor"
 	}
