@@ -28,6 +28,8 @@ type Config struct {
 	RefreshTTL         time.Duration
 	SessionMaxLifetime time.Duration
 	ReuseGrace         time.Duration
+	AuditRetention     time.Duration
+	MaxSessions        int
 	SignupEnabled      bool
 	RefreshCookie      bool
 	CORSAllowedOrigins []string
@@ -92,6 +94,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RefreshTTL:         dur("REFRESH_TOKEN_TTL", "336h", time.Minute),
 		SessionMaxLifetime: dur("SESSION_MAX_LIFETIME", "720h", time.Minute),
 		ReuseGrace:         dur("REFRESH_REUSE_GRACE", "10s", 0),
+		AuditRetention:     dur("AUDIT_RETENTION", "2160h", time.Hour),
 		SignupEnabled:      boolean("SIGNUP_ENABLED", true),
 		RefreshCookie:      boolean("REFRESH_COOKIE", false),
 		BootstrapEmail:     getenv("BOOTSTRAP_ADMIN_EMAIL"),
@@ -130,6 +133,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		bad = append(bad, "TOKEN_SECRET: required with DATABASE_URL (at least 32 bytes shared by every instance; `server keygen secret` prints one)")
 	} else if len(c.TokenSecret) > 0 && len(c.TokenSecret) < tokens.MinSecretLen {
 		bad = append(bad, fmt.Sprintf("TOKEN_SECRET: %d bytes, need at least 32", len(c.TokenSecret)))
+	}
+	if v := getenv("MAX_SESSIONS_PER_USER"); v == "" {
+		c.MaxSessions = tokens.DefaultMaxSessions
+	} else if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		bad = append(bad, fmt.Sprintf("MAX_SESSIONS_PER_USER: %q is not a non-negative integer (0 turns the cap off)", v))
+	} else {
+		c.MaxSessions = n
 	}
 	if v := getenv("LOGIN_RATE_LIMIT"); v == "" {
 		c.LoginRateLimit = 10

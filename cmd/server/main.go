@@ -241,7 +241,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	svc, err := tokens.NewService(store, password.Argon2id{Params: password.OWASP}, tokens.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, SessionMaxLifetime: cfg.SessionMaxLifetime,
-		ReuseGrace: cfg.ReuseGrace, Keys: keys, TokenSecret: secret,
+		ReuseGrace: cfg.ReuseGrace, AuditRetention: cfg.AuditRetention, MaxSessionsPerUser: cfg.MaxSessions,
+		Keys: keys, TokenSecret: secret,
 	})
 	if err != nil {
 		return err

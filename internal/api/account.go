@@ -106,13 +106,35 @@ func (s *server) handleSessions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	list, err := s.svc.Sessions(r.Context(), p.UserID)
-	if err != nil {
-		writeError(w, r, s.log, err)
+	list, ok := s.sessionsPage(w, r, p.UserID)
+	if !ok {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, sessionsView(list, p.SessionID))
+}
+
+// sessionsPage reads one page of a user's sessions (?limit=, ?cursor=) and
+// sets the Link header of the next one; on failure it has answered.
+func (s *server) sessionsPage(w http.ResponseWriter, r *http.Request, userID uuid.UUID) ([]tokens.Session, bool) {
+	limit, err := pageLimit(r, 50, tokens.MaxSessionsPage)
+	var after *tokens.SessionCursor
+	if err == nil {
+		after, err = sessionCursor(r)
+	}
+	var list []tokens.Session
+	var next *tokens.SessionCursor
+	if err == nil {
+		list, next, err = s.svc.SessionsPage(r.Context(), userID, after, limit)
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return nil, false
+	}
+	if next != nil {
+		setNextLink(w, r, "cursor", encodeSessionCursor(*next))
+	}
+	return list, true
 }
 
 // pathID parses the {id} path variable.

@@ -77,9 +77,8 @@ func (s *server) handleAdminUserSessions(w http.ResponseWriter, r *http.Request,
 		writeError(w, r, s.log, err)
 		return
 	}
-	list, err := s.svc.Sessions(r.Context(), id)
-	if err != nil {
-		writeError(w, r, s.log, err)
+	list, ok := s.sessionsPage(w, r, id)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, sessionsView(list, uuid.Nil))
@@ -134,19 +133,25 @@ func (s *server) handleAdminAudit(w http.ResponseWriter, r *http.Request, _ toke
 		}
 		userID = id
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, r, s.log, badRequest("limit must be an integer from 1 to 1000"))
-			return
-		}
-		limit = n
-	}
-	evs, err := s.svc.Audit(r.Context(), userID, limit)
+	limit, err := pageLimit(r, 100, tokens.MaxAuditPage)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
+	}
+	var before int64
+	if v := q.Get("before"); v != "" {
+		if before, err = strconv.ParseInt(v, 10, 64); err != nil || before < 1 {
+			writeError(w, r, s.log, badRequest("before must be an event id (a positive integer)"))
+			return
+		}
+	}
+	evs, next, err := s.svc.Audit(r.Context(), userID, before, limit)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if next != 0 {
+		setNextLink(w, r, "before", strconv.FormatInt(next, 10))
 	}
 	out := make([]auditJSON, 0, len(evs))
 	for _, ev := range evs {

@@ -56,9 +56,9 @@ func (f *ctFaultyStore) UpdateUser(ctx context.Context, u tokens.UserUpdate) (to
 	return f.Store.UpdateUser(ctx, u)
 }
 
-func (f *ctFaultyStore) CreateSession(ctx context.Context, s tokens.NewSession) (tokens.User, error) {
+func (f *ctFaultyStore) CreateSession(ctx context.Context, s tokens.NewSession) (tokens.User, []tokens.Revocation, error) {
 	if err := f.err(); err != nil {
-		return tokens.User{}, err
+		return tokens.User{}, nil, err
 	}
 	return f.Store.CreateSession(ctx, s)
 }
@@ -105,11 +105,18 @@ func (f *ctFaultyStore) Session(ctx context.Context, id uuid.UUID) (tokens.Sessi
 	return f.Store.Session(ctx, id)
 }
 
-func (f *ctFaultyStore) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+func (f *ctFaultyStore) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time, after *tokens.SessionCursor, limit int) ([]tokens.Session, error) {
 	if err := f.err(); err != nil {
 		return nil, err
 	}
-	return f.Store.ActiveSessions(ctx, userID, now)
+	return f.Store.ActiveSessions(ctx, userID, now, after, limit)
+}
+
+func (f *ctFaultyStore) RevocationFeed(ctx context.Context, c tokens.FeedCursor, now time.Time, limit int) ([]tokens.Revocation, tokens.FeedCursor, bool, error) {
+	if err := f.err(); err != nil {
+		return nil, c, false, err
+	}
+	return f.Store.RevocationFeed(ctx, c, now, limit)
 }
 
 func (f *ctFaultyStore) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, int64, error) {
@@ -126,18 +133,18 @@ func (f *ctFaultyStore) AddAudit(ctx context.Context, ev tokens.AuditEvent) erro
 	return f.Store.AddAudit(ctx, ev)
 }
 
-func (f *ctFaultyStore) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+func (f *ctFaultyStore) Audit(ctx context.Context, userID uuid.UUID, before int64, limit int) ([]tokens.AuditEvent, error) {
 	if err := f.err(); err != nil {
 		return nil, err
 	}
-	return f.Store.Audit(ctx, userID, limit)
+	return f.Store.Audit(ctx, userID, before, limit)
 }
 
-func (f *ctFaultyStore) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
+func (f *ctFaultyStore) Purge(ctx context.Context, now, auditBefore time.Time, batch int) (int, error) {
 	if err := f.err(); err != nil {
 		return 0, err
 	}
-	return f.Store.Purge(ctx, now, batch)
+	return f.Store.Purge(ctx, now, auditBefore, batch)
 }
 
 func (f *ctFaultyStore) Ping(ctx context.Context) error {

@@ -233,6 +233,27 @@ func TestContract(t *testing.T) {
 			t.Errorf("GET /sessions = %d sessions, %d current; want >= 2 and 1", len(list), current)
 		}
 		e.do(t, base, ctCall{method: "GET", path: "/sessions", status: 401, code: "invalid_token"})
+		// Pages of one session each: the Link header walks all of them,
+		// each once.
+		seen := map[any]bool{}
+		for path := "/sessions?limit=1"; path != ""; {
+			res := e.do(t, base, ctCall{method: "GET", path: path, token: aliceA.AccessToken, status: 200})
+			var page []map[string]any
+			res.decode(t, &page)
+			if len(page) != 1 || seen[page[0]["id"]] {
+				t.Fatalf("GET %s: %d sessions (or a repeat)", path, len(page))
+			}
+			seen[page[0]["id"]] = true
+			path = ""
+			if l := res.header.Get("Link"); l != "" {
+				path = strings.TrimSuffix(strings.TrimPrefix(l, "<"), `>; rel="next"`)
+			}
+		}
+		if len(seen) != len(list) {
+			t.Errorf("paging by 1 saw %d sessions, one page of all has %d", len(seen), len(list))
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/sessions?limit=201", token: aliceA.AccessToken, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "GET", path: "/sessions?cursor=bogus", token: aliceA.AccessToken, status: 400, code: "invalid_request", check: ctSpecInvalid})
 
 		other := e.login(t, base, alice, pw)
 		e.do(t, base, ctCall{method: "DELETE", path: "/sessions/" + other.SessionID, token: aliceA.AccessToken, status: 204})
@@ -438,6 +459,18 @@ func TestContract(t *testing.T) {
 		if len(events) == 0 || len(events) > 5 {
 			t.Errorf("audit of alice, limit 5: %d events", len(events))
 		}
+		page := e.do(t, base, ctCall{method: "GET", path: "/admin/audit?limit=2", token: at, status: 200})
+		var first, second []map[string]any
+		page.decode(t, &first)
+		link := page.header.Get("Link")
+		if len(first) != 2 || !strings.Contains(link, "before=") {
+			t.Fatalf("audit page of 2: %d events, Link %q", len(first), link)
+		}
+		e.do(t, base, ctCall{method: "GET", path: strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`), token: at, status: 200}).decode(t, &second)
+		if len(second) == 0 || second[0]["id"].(float64) >= first[1]["id"].(float64) {
+			t.Errorf("the next audit page does not continue below the first")
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/admin/audit?before=0", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
 		e.do(t, base, ctCall{method: "GET", path: "/admin/audit?limit=0", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
 		e.do(t, base, ctCall{method: "GET", path: "/admin/audit?user_id=alice", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid})
 		e.do(t, base, ctCall{method: "GET", path: "/admin/audit", token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
@@ -465,6 +498,28 @@ func TestContract(t *testing.T) {
 		if c0, c1 := ctAtoi(feed.Cursor), ctAtoi(next.Cursor); c1 < c0 || c0 < 1 {
 			t.Errorf("cursor went from %s to %s", feed.Cursor, next.Cursor)
 		}
+		// Pages of one entry: has_more until the last, every entry once.
+		total := len(feed.Sessions) + len(feed.Tokens)
+		got, cursor := 0, "0"
+		for i := 0; ; i++ {
+			var p struct {
+				Cursor   string `json:"cursor"`
+				HasMore  bool   `json:"has_more"`
+				Sessions []any  `json:"sessions"`
+				Tokens   []any  `json:"tokens"`
+			}
+			e.do(t, base, ctCall{method: "GET", path: "/revocations?limit=1&since=" + cursor, token: intro.AccessToken, status: 200}).decode(t, &p)
+			got += len(p.Sessions) + len(p.Tokens)
+			cursor = p.Cursor
+			if !p.HasMore || i > total+1 {
+				break
+			}
+		}
+		if got < total {
+			t.Errorf("paging the feed by 1 gave %d entries, one page gives %d", got, total)
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/revocations?limit=10001", token: intro.AccessToken, status: 400, code: "invalid_request", check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "GET", path: "/revocations?since=1.2", token: intro.AccessToken, status: 400, code: "invalid_request", check: ctSpecInvalid})
 		e.do(t, base, ctCall{method: "GET", path: "/revocations?since=-1", token: intro.AccessToken, status: 400, code: "invalid_request", check: ctSpecInvalid})
 		e.do(t, base, ctCall{method: "GET", path: "/revocations", token: aliceA.AccessToken, status: 403, code: "insufficient_scope"})
 		e.do(t, base, ctCall{method: "GET", path: "/revocations", status: 401, code: "invalid_token"})
@@ -541,7 +596,14 @@ func TestContract(t *testing.T) {
 			SignupEnabled: true, RefreshCookie: true, CORSAllowedOrigins: []string{origin},
 		}))
 		defer bm.Close()
-		login := e.do(t, bm.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": alice, "password": pw}, status: 200})
+		// Every success sets the cookie, so /token needs the Origin too, and
+		// takes no form (CSRF defence).
+		e.do(t, bm.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": alice, "password": pw},
+			status: 403, code: "access_denied"})
+		e.do(t, bm.URL, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"password"}, "username": {alice}, "password": {pw}},
+			header: map[string]string{"Origin": origin}, status: 400, code: "invalid_request"})
+		login := e.do(t, bm.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": alice, "password": pw},
+			header: map[string]string{"Origin": origin}, status: 200})
 		var body map[string]any
 		login.decode(t, &body)
 		if _, ok := body["refresh_token"]; ok {

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/rotorauth/rotor/internal/tokens"
@@ -30,6 +29,9 @@ func (s *server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		"revocation_endpoint_auth_methods_supported":       []string{"none"},
 		"introspection_endpoint_auth_methods_supported":    []string{"bearer"},
 		"token_endpoint_auth_signing_alg_values_supported": []string{s.svc.Keys().Alg()},
+		// Not in RFC 8414: what a client's retry of a lost refresh reply
+		// must stay inside (a retry after the window is reuse).
+		"rotor_refresh_reuse_grace_seconds": s.svc.Config().ReuseGrace.Seconds(),
 	})
 }
 
@@ -63,25 +65,27 @@ func (s *server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	var since int64
-	if v := r.URL.Query().Get("since"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, r, s.log, badRequest("since must be a cursor returned by this endpoint (a non-negative integer)"))
-			return
-		}
-		since = n
+	since, err := feedCursor(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
 	}
-	revs, next, err := s.svc.Revocations(r.Context(), since)
+	limit, err := pageLimit(r, 1000, tokens.MaxFeedPage)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	revs, next, more, err := s.svc.RevocationFeed(r.Context(), since, limit)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
 	resp := struct {
 		Cursor   string            `json:"cursor"`
+		HasMore  bool              `json:"has_more"`
 		Sessions []revocationEntry `json:"sessions"`
 		Tokens   []revocationEntry `json:"tokens"`
-	}{Cursor: strconv.FormatInt(next, 10), Sessions: []revocationEntry{}, Tokens: []revocationEntry{}}
+	}{Cursor: encodeFeedCursor(next), HasMore: more, Sessions: []revocationEntry{}, Tokens: []revocationEntry{}}
 	for _, rv := range revs {
 		if rv.Kind == tokens.RevokeSession {
 			resp.Sessions = append(resp.Sessions, revocationEntry{Sid: rv.Subject.String(), Until: rv.Until.UTC()})

@@ -82,20 +82,42 @@ func (s *Service) RevokeSession(ctx context.Context, admin Principal, id uuid.UU
 	return err
 }
 
-// Audit returns audit events, newest first.
-func (s *Service) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]AuditEvent, error) {
-	if limit <= 0 || limit > 1000 {
+// Audit returns up to limit audit events with IDs below before (0: from
+// the newest), newest first, and the before of the next page (0: none).
+func (s *Service) Audit(ctx context.Context, userID uuid.UUID, before int64, limit int) ([]AuditEvent, int64, error) {
+	if limit <= 0 || limit > MaxAuditPage {
 		limit = 100
 	}
-	return s.store.Audit(ctx, userID, limit)
+	evs, err := s.store.Audit(ctx, userID, before, limit+1)
+	if err != nil || len(evs) <= limit {
+		return evs, 0, err
+	}
+	evs = evs[:limit]
+	return evs, evs[limit-1].ID, nil
 }
+
+// Page sizes: the largest page each list returns.
+const (
+	MaxAuditPage    = 1000
+	MaxSessionsPage = 200
+	MaxFeedPage     = 10000
+)
+
+// DefaultMaxSessions is the cap on a user's active sessions that the server
+// applies unless configured (MAX_SESSIONS_PER_USER).
+const DefaultMaxSessions = 50
+
+// DefaultAuditRetention is how long audit events are kept unless
+// configured: 90 days.
+const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // Purge deletes expired rows in batches until none are left or ctx ends,
 // and drops expired denylist entries. It reports the rows deleted.
 func (s *Service) Purge(ctx context.Context, batch int) (int, error) {
 	total := 0
 	for {
-		n, err := s.store.Purge(ctx, s.now(), batch)
+		now := s.now()
+		n, err := s.store.Purge(ctx, now, now.Add(-s.cfg.AuditRetention), batch)
 		total += n
 		if err != nil || n == 0 {
 			s.deny.Purge(s.now())

@@ -150,11 +150,17 @@ func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, cl
 	if !now.Before(p.ExpiresAt.Add(Leeway)) {
 		return nil // expired anyway
 	}
+	if s.deny.Denied(p.SessionID, p.TokenID, now) {
+		return nil // already refused: revocation is idempotent and writes nothing
+	}
 	uid, sid := p.UserID, p.SessionID
 	r, err := s.store.DenyToken(ctx, p.TokenID, p.ExpiresAt.Add(Leeway), AuditEvent{
 		At: now, Kind: EventRevoked, UserID: &uid, SessionID: &sid, IP: client.IP,
 		Detail: map[string]string{"reason": reason, "jti": p.TokenID.String()},
 	})
+	if errors.Is(err, ErrConflict) {
+		return nil // denied already (by another instance): nothing written
+	}
 	if err != nil {
 		return fmt.Errorf("deny token: %w", err)
 	}
@@ -180,7 +186,24 @@ func (s *Service) RevokeOwnSession(ctx context.Context, p Principal, id uuid.UUI
 
 // Sessions lists a user's active sessions.
 func (s *Service) Sessions(ctx context.Context, userID uuid.UUID) ([]Session, error) {
-	return s.store.ActiveSessions(ctx, userID, s.now())
+	list, _, err := s.SessionsPage(ctx, userID, nil, MaxSessionsPage)
+	return list, err
+}
+
+// SessionsPage lists up to limit of a user's active sessions after the
+// cursor after (nil: from the newest), newest first, and the cursor of the
+// next page (nil: none).
+func (s *Service) SessionsPage(ctx context.Context, userID uuid.UUID, after *SessionCursor, limit int) ([]Session, *SessionCursor, error) {
+	if limit <= 0 || limit > MaxSessionsPage {
+		limit = MaxSessionsPage
+	}
+	list, err := s.store.ActiveSessions(ctx, userID, s.now(), after, limit+1)
+	if err != nil || len(list) <= limit {
+		return list, nil, err
+	}
+	list = list[:limit]
+	last := list[limit-1]
+	return list, &SessionCursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
 }
 
 // ChangePassword checks the current password, stores the new one and
@@ -196,12 +219,14 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	if ok, err := s.passwords.Verify(u.PasswordHash, current); err != nil || !ok {
+	if ok, err := s.passwords.Verify(ctx, u.PasswordHash, current); errors.Is(err, ErrBusy) {
+		return err
+	} else if err != nil || !ok {
 		uid := p.UserID
 		_ = s.store.AddAudit(ctx, AuditEvent{At: s.nowUTC(), Kind: EventPasswordChangeFailed, UserID: &uid, SessionID: &p.SessionID, IP: client.IP})
 		return fmt.Errorf("%w: current password is wrong", ErrInvalidGrant)
 	}
-	hash, err := s.passwords.Hash(next)
+	hash, err := s.passwords.Hash(ctx, next)
 	if err != nil {
 		return err
 	}
@@ -254,4 +279,14 @@ func (s *Service) Introspect(token string) (Principal, bool) {
 // ever skipped.
 func (s *Service) Revocations(ctx context.Context, since int64) ([]Revocation, int64, error) {
 	return s.store.Revocations(ctx, since, s.now())
+}
+
+// RevocationFeed returns one page of at most limit unexpired revocations
+// from cursor c, the cursor to pass next, and whether more are waiting now.
+// Entries may repeat across calls; none is ever skipped.
+func (s *Service) RevocationFeed(ctx context.Context, c FeedCursor, limit int) ([]Revocation, FeedCursor, bool, error) {
+	if limit <= 0 || limit > MaxFeedPage {
+		limit = MaxFeedPage
+	}
+	return s.store.RevocationFeed(ctx, c, s.now(), limit)
 }

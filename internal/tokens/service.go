@@ -19,7 +19,16 @@ type Config struct {
 	SessionMaxLifetime time.Duration
 	// ReuseGrace is the window in which the last rotated token may be
 	// presented again to get the same successor; 0 is strict mode.
-	ReuseGrace  time.Duration
+	ReuseGrace time.Duration
+	// AuditRetention is how long audit events are kept (AUDIT_RETENTION);
+	// 0 means DefaultAuditRetention.
+	AuditRetention time.Duration
+	// MaxSessionsPerUser caps a user's active sessions; a login past it
+	// evicts the least recently used (MAX_SESSIONS_PER_USER). 0: no cap.
+	MaxSessionsPerUser int
+	// HashSlots bounds concurrent password hashing; 0 means
+	// DefaultHashSlots.
+	HashSlots   int
 	Keys        *KeySet
 	TokenSecret []byte
 	// Now is the clock; nil means time.Now.
@@ -30,7 +39,7 @@ type Config struct {
 // top of a Store.
 type Service struct {
 	store     Store
-	passwords PasswordHasher
+	passwords hashGate
 	codec     *RefreshCodec
 	access    *AccessTokens
 	deny      *Denylist
@@ -47,6 +56,9 @@ func NewService(store Store, passwords PasswordHasher, cfg Config) (*Service, er
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = DefaultAuditRetention
+	}
 	if cfg.Keys == nil {
 		return nil, errors.New("no signing keys")
 	}
@@ -62,7 +74,7 @@ func NewService(store Store, passwords PasswordHasher, cfg Config) (*Service, er
 		return nil, err
 	}
 	return &Service{
-		store: store, passwords: passwords, codec: codec,
+		store: store, passwords: newHashGate(passwords, cfg.HashSlots), codec: codec,
 		access: NewAccessTokens(cfg.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, cfg.Now),
 		deny:   NewDenylist(), cfg: cfg, now: cfg.Now, dummyHash: dummy,
 	}, nil
@@ -96,7 +108,7 @@ func (s *Service) Signup(ctx context.Context, email, password string, roles []st
 	if roles, err = ValidateRoles(roles); err != nil {
 		return User{}, err
 	}
-	hash, err := s.passwords.Hash(password)
+	hash, err := s.passwords.Hash(ctx, password)
 	if err != nil {
 		return User{}, fmt.Errorf("hash password: %w", err)
 	}
@@ -154,10 +166,15 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 		}
 	}
 	if lookupErr != nil {
-		_, _ = s.passwords.Verify(s.dummyHash, password)
+		if _, err := s.passwords.Verify(ctx, s.dummyHash, password); errors.Is(err, ErrBusy) {
+			return TokenPair{}, err
+		}
 		return failed(nil)
 	}
-	ok, err := s.passwords.Verify(u.PasswordHash, password)
+	ok, err := s.passwords.Verify(ctx, u.PasswordHash, password)
+	if errors.Is(err, ErrBusy) {
+		return TokenPair{}, err
+	}
 	if err != nil || !ok || u.Disabled {
 		return failed(&u.ID)
 	}
@@ -179,10 +196,14 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	// against, not of the one read before the password check: a role
 	// removed meanwhile is not issued (SPEC §3: a removed admin must not
 	// keep, or restore, its role).
-	committed, err := s.store.CreateSession(ctx, NewSession{
+	evict := s.revocation(ReasonSessionLimit, EventSessionEvicted, now, client)
+	evict.UserID = u.ID
+	committed, evicted, err := s.store.CreateSession(ctx, NewSession{
 		Session: sess, Token: rec, PasswordHash: u.PasswordHash,
-		Event: AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},
+		Event:       AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},
+		MaxSessions: s.cfg.MaxSessionsPerUser, Evict: evict,
 	})
+	s.deny.Add(evicted...)
 	if errors.Is(err, ErrNotFound) { // disabled or deleted meanwhile
 		return failed(&u.ID)
 	}

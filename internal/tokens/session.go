@@ -41,6 +41,9 @@ const (
 	ReasonReuseDetected  = "reuse_detected"
 	ReasonRolesReduced   = "roles_reduced"
 	ReasonRevokeEndpoint = "revoke_endpoint"
+	// ReasonSessionLimit is a session evicted, least recently used first,
+	// by a login past MaxSessionsPerUser.
+	ReasonSessionLimit = "session_limit"
 )
 
 // Audit event kinds.
@@ -57,6 +60,8 @@ const (
 	EventUserDisabled         = "user_disabled"
 	EventUserCreated          = "user_created"
 	EventUserUpdated          = "user_updated"
+	// EventSessionEvicted is a session revoked for ReasonSessionLimit.
+	EventSessionEvicted = "session_evicted"
 )
 
 // AuditEvent is one line of the audit log. Detail never holds a token, a

@@ -117,6 +117,26 @@ type NewSession struct {
 	// only if it is still the user's, so a login racing a password change
 	// cannot outlive it.
 	PasswordHash string
+	// MaxSessions, if positive, caps the user's active sessions: in the
+	// same transaction, the least recently used ones beyond MaxSessions
+	// (this one included) are revoked as Evict describes.
+	MaxSessions int
+	Evict       SessionRevocation
+}
+
+// SessionCursor names the last session of a page of ActiveSessions.
+type SessionCursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// FeedCursor is a position in the revocation feed. Floor is the store's
+// low-water mark of entries that may still be unseen (0: everything); After
+// is the last ID of the previous page while paging (0 otherwise); Next is
+// the low-water mark read at the first page, which becomes Floor once the
+// pages are through.
+type FeedCursor struct {
+	Floor, After, Next int64
 }
 
 // RevokedRetention is how long a revoked session and its tokens are kept, so
@@ -149,10 +169,11 @@ type Store interface {
 	// CreateSession stores a login atomically and returns the user (without
 	// password hash) as of the row it committed against, whose roles the
 	// login's access token must carry: a role change that commits first is
-	// seen, one that commits later revokes the session. ErrNotFound if the
+	// seen, one that commits later revokes the session. It also returns the
+	// revocations of sessions evicted by s.MaxSessions. ErrNotFound if the
 	// user does not exist, is disabled, or no longer has the checked
 	// password hash.
-	CreateSession(ctx context.Context, s NewSession) (User, error)
+	CreateSession(ctx context.Context, s NewSession) (User, []Revocation, error)
 	// Refresh finds the token by selector, locks its session, and calls
 	// decide exactly once with the current state while the lock is held
 	// (decide reads the clock itself, after the lock is taken). If
@@ -185,16 +206,21 @@ type Store interface {
 	// denylist entry and one audit event per session, and returns the
 	// entries. Already revoked or expired sessions are left alone.
 	RevokeSessions(ctx context.Context, r SessionRevocation) ([]Revocation, error)
-	// DenyToken denylists one access token by jti until until and writes ev.
+	// DenyToken denylists one access token by jti until until and writes ev,
+	// in one transaction. If jti, or the session ev.SessionID, is already
+	// denylisted it writes nothing (no entry, no event, no notification) and
+	// returns ErrConflict.
 	DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev AuditEvent) (Revocation, error)
 	// SessionBySelector returns the refresh token with that selector and its
 	// session, for revocation by refresh token. ErrNotFound if none.
 	SessionBySelector(ctx context.Context, selector []byte) (Session, RefreshRecord, error)
 	// Session returns one session. ErrNotFound if none.
 	Session(ctx context.Context, id uuid.UUID) (Session, error)
-	// ActiveSessions lists userID's sessions that are neither revoked nor
-	// expired at now, newest first.
-	ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]Session, error)
+	// ActiveSessions lists up to limit of userID's sessions that are
+	// neither revoked nor expired at now, newest first (created_at
+	// descending, then id), starting after the session after names (nil:
+	// from the newest).
+	ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time, after *SessionCursor, limit int) ([]Session, error)
 
 	// Revocations lists the denylist entries with Until > now that may have
 	// committed since the cursor since (0 at first: everything), in ID
@@ -203,17 +229,26 @@ type Store interface {
 	// transaction commits after a call is listed by the next call made with
 	// that call's cursor, whatever the order of IDs and commits.
 	Revocations(ctx context.Context, since int64, now time.Time) ([]Revocation, int64, error)
+	// RevocationFeed is one page of the revocation feed for resource
+	// servers: up to limit unexpired entries from cursor c, in ID order,
+	// the cursor to pass next and whether more entries are waiting now
+	// (then pass the cursor at once). Like Revocations it may repeat entries
+	// but never skips one, across pages too. No subject appears twice.
+	RevocationFeed(ctx context.Context, c FeedCursor, now time.Time, limit int) ([]Revocation, FeedCursor, bool, error)
 	// AddAudit writes one audit event.
 	AddAudit(ctx context.Context, ev AuditEvent) error
-	// Audit lists events newest first, of one user if userID is not Nil.
-	Audit(ctx context.Context, userID uuid.UUID, limit int) ([]AuditEvent, error)
+	// Audit lists up to limit events newest first, of one user if userID is
+	// not Nil, with IDs below before (0: from the newest).
+	Audit(ctx context.Context, userID uuid.UUID, before int64, limit int) ([]AuditEvent, error)
 
 	// Purge deletes up to batch sessions (with their tokens) that expired
 	// before now or were revoked before now-RevokedRetention, up to batch
 	// refresh tokens that expired before now, and up to batch denylist
 	// entries whose Until has passed, each in its own short transaction, and
 	// reports how many rows went. Callers repeat it until it returns 0.
-	Purge(ctx context.Context, now time.Time, batch int) (int, error)
+	// Audit events older than auditBefore go too, up to batch of them, oldest
+	// first.
+	Purge(ctx context.Context, now, auditBefore time.Time, batch int) (int, error)
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 }

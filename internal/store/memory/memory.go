@@ -116,22 +116,42 @@ func (s *Store) UpdateUser(_ context.Context, up tokens.UserUpdate) (tokens.User
 }
 
 // CreateSession implements tokens.Store.
-func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) (tokens.User, error) {
+func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) (tokens.User, []tokens.Revocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[ns.Session.UserID]
 	if !ok || u.Disabled || u.PasswordHash != ns.PasswordHash {
-		return tokens.User{}, tokens.ErrNotFound
+		return tokens.User{}, nil, tokens.ErrNotFound
 	}
 	if _, dup := s.refresh[string(ns.Token.Selector)]; dup {
-		return tokens.User{}, tokens.ErrConflict
+		return tokens.User{}, nil, tokens.ErrConflict
 	}
 	s.sessions[ns.Session.ID] = ns.Session
 	s.refresh[string(ns.Token.Selector)] = ns.Token
 	s.addAuditLocked(ns.Event)
+	var revs []tokens.Revocation
+	if ns.MaxSessions > 0 {
+		var others []tokens.Session
+		for _, sess := range s.sessions {
+			if sess.UserID == u.ID && sess.ID != ns.Session.ID && sess.RevokedAt == nil && ns.Session.CreatedAt.Before(sess.ExpiresAt) {
+				others = append(others, sess)
+			}
+		}
+		sort.Slice(others, func(i, j int) bool { // most recently used first
+			if !others[i].LastUsedAt.Equal(others[j].LastUsedAt) {
+				return others[i].LastUsedAt.After(others[j].LastUsedAt)
+			}
+			return bytes.Compare(others[i].ID[:], others[j].ID[:]) > 0
+		})
+		for _, sess := range others[min(len(others), ns.MaxSessions-1):] {
+			r := ns.Evict
+			r.SessionID = sess.ID
+			revs = append(revs, s.revokeLocked(r)...)
+		}
+	}
 	u = cloneUser(u)
 	u.PasswordHash = ""
-	return u, nil
+	return u, revs, nil
 }
 
 // Refresh implements tokens.Store.
@@ -255,6 +275,12 @@ func (s *Store) revokeLocked(r tokens.SessionRevocation) []tokens.Revocation {
 func (s *Store) DenyToken(_ context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (tokens.Revocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, r := range s.revs {
+		if (r.Kind == tokens.RevokeToken && r.Subject == jti) ||
+			(r.Kind == tokens.RevokeSession && ev.SessionID != nil && r.Subject == *ev.SessionID) {
+			return tokens.Revocation{}, tokens.ErrConflict
+		}
+	}
 	s.nextRev++
 	rev := tokens.Revocation{ID: s.nextRev, Kind: tokens.RevokeToken, Subject: jti, Until: until}
 	s.revs = append(s.revs, rev)
@@ -285,21 +311,27 @@ func (s *Store) Session(_ context.Context, id uuid.UUID) (tokens.Session, error)
 }
 
 // ActiveSessions implements tokens.Store.
-func (s *Store) ActiveSessions(_ context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+func (s *Store) ActiveSessions(_ context.Context, userID uuid.UUID, now time.Time, after *tokens.SessionCursor, limit int) ([]tokens.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// newer orders sessions newest first, then by id.
+	newer := func(a, b tokens.Session) bool {
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.After(b.CreatedAt)
+		}
+		return bytes.Compare(a.ID[:], b.ID[:]) < 0
+	}
 	out := []tokens.Session{}
 	for _, sess := range s.sessions {
-		if sess.UserID == userID && sess.RevokedAt == nil && now.Before(sess.ExpiresAt) {
+		if sess.UserID == userID && sess.RevokedAt == nil && now.Before(sess.ExpiresAt) &&
+			(after == nil || newer(tokens.Session{CreatedAt: after.CreatedAt, ID: after.ID}, sess)) {
 			out = append(out, sess)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.After(out[j].CreatedAt)
-		}
-		return bytes.Compare(out[i].ID[:], out[j].ID[:]) < 0
-	})
+	sort.Slice(out, func(i, j int) bool { return newer(out[i], out[j]) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
 	return out, nil
 }
 
@@ -316,6 +348,27 @@ func (s *Store) Revocations(_ context.Context, since int64, now time.Time) ([]to
 		}
 	}
 	return out, s.nextRev, nil
+}
+
+// RevocationFeed implements tokens.Store. IDs are handed out in commit
+// order here, so Floor and After are both IDs already seen.
+func (s *Store) RevocationFeed(_ context.Context, c tokens.FeedCursor, now time.Time, limit int) ([]tokens.Revocation, tokens.FeedCursor, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := c.Next
+	if c.After == 0 {
+		next = s.nextRev
+	}
+	out := []tokens.Revocation{}
+	for _, r := range s.revs {
+		if r.ID > max(c.Floor, c.After) && r.Until.After(now) {
+			if len(out) == limit {
+				return out, tokens.FeedCursor{Floor: c.Floor, After: out[limit-1].ID, Next: next}, true, nil
+			}
+			out = append(out, r)
+		}
+	}
+	return out, tokens.FeedCursor{Floor: next}, false, nil
 }
 
 // AddAudit implements tokens.Store.
@@ -336,12 +389,15 @@ func (s *Store) addAuditLocked(ev tokens.AuditEvent) {
 }
 
 // Audit implements tokens.Store.
-func (s *Store) Audit(_ context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+func (s *Store) Audit(_ context.Context, userID uuid.UUID, before int64, limit int) ([]tokens.AuditEvent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []tokens.AuditEvent{}
 	for i := len(s.audit) - 1; i >= 0 && len(out) < limit; i-- {
 		ev := s.audit[i]
+		if before > 0 && ev.ID >= before {
+			continue
+		}
 		if userID == uuid.Nil || (ev.UserID != nil && *ev.UserID == userID) {
 			out = append(out, ev)
 		}
@@ -350,7 +406,7 @@ func (s *Store) Audit(_ context.Context, userID uuid.UUID, limit int) ([]tokens.
 }
 
 // Purge implements tokens.Store.
-func (s *Store) Purge(_ context.Context, now time.Time, batch int) (int, error) {
+func (s *Store) Purge(_ context.Context, now, auditBefore time.Time, batch int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -386,7 +442,12 @@ func (s *Store) Purge(_ context.Context, now time.Time, batch int) (int, error) 
 		kept = append(kept, r)
 	}
 	s.revs = kept
-	return n + m, nil
+	a := 0
+	for a < len(s.audit) && a < batch && s.audit[a].At.Before(auditBefore) {
+		a++
+	}
+	s.audit = append(s.audit[:0:0], s.audit[a:]...)
+	return n + m + a, nil
 }
 
 // Ping implements tokens.Store.

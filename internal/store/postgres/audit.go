@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,15 +19,19 @@ func (s *Store) AddAudit(ctx context.Context, ev tokens.AuditEvent) error {
 }
 
 // Audit implements tokens.Store.
-func (s *Store) Audit(ctx context.Context, userID uuid.UUID, limit int) ([]tokens.AuditEvent, error) {
+func (s *Store) Audit(ctx context.Context, userID uuid.UUID, before int64, limit int) ([]tokens.AuditEvent, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	q := `SELECT id, at, kind, user_id, session_id, ip, detail FROM audit_events ORDER BY id DESC LIMIT $1`
-	args := []any{limit}
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	q := `SELECT id, at, kind, user_id, session_id, ip, detail FROM audit_events
+	      WHERE id < $2 ORDER BY id DESC LIMIT $1`
+	args := []any{limit, before}
 	if userID != uuid.Nil {
 		// Served by audit_events_user_id (user_id, id DESC).
 		q = `SELECT id, at, kind, user_id, session_id, ip, detail FROM audit_events
-		     WHERE user_id = $2 ORDER BY id DESC LIMIT $1`
+		     WHERE user_id = $3 AND id < $2 ORDER BY id DESC LIMIT $1`
 		args = append(args, userID)
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
@@ -88,10 +93,60 @@ func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ 
 	return out, next, nil
 }
 
+// RevocationFeed implements tokens.Store. Floor is an xmin as in
+// Revocations; within one sequence of pages every page reads entries with
+// xid >= Floor in ID order after After, and the sequence's successor floor
+// is the xmin read at its first page: every transaction that could still
+// commit an entry then has an xid at or above it, and every entry committed
+// before it is visible to every page of the sequence, so none is skipped.
+func (s *Store) RevocationFeed(ctx context.Context, c tokens.FeedCursor, now time.Time, limit int) (_ []tokens.Revocation, _ tokens.FeedCursor, _ bool, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	defer s.timed("revocation_feed", time.Now(), &err)
+	rows, err := s.pool.Query(ctx, `
+		WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
+		SELECT h.xmin, r.id, r.kind, r.subject, r.until
+		FROM h LEFT JOIN LATERAL (
+			SELECT id, kind, subject, until FROM revocations
+			WHERE xid >= $1::bigint::text::xid8 AND id > $2 AND until > $3
+			ORDER BY id LIMIT $4) r ON true
+		ORDER BY r.id`, c.Floor, c.After, now, limit+1)
+	if err != nil {
+		return nil, c, false, wrap(err)
+	}
+	defer rows.Close()
+	out := []tokens.Revocation{}
+	var xmin int64
+	for rows.Next() {
+		var id *int64
+		var kind *string
+		var subject *uuid.UUID
+		var until *time.Time
+		if err := rows.Scan(&xmin, &id, &kind, &subject, &until); err != nil {
+			return nil, c, false, wrap(err)
+		}
+		if id != nil {
+			out = append(out, tokens.Revocation{ID: *id, Kind: *kind, Subject: *subject, Until: *until})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, c, false, wrap(err)
+	}
+	next := c.Next
+	if c.After == 0 { // first page of a sequence
+		next = xmin
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		return out, tokens.FeedCursor{Floor: c.Floor, After: out[limit-1].ID, Next: next}, true, nil
+	}
+	return out, tokens.FeedCursor{Floor: next}, false, nil
+}
+
 // Purge implements tokens.Store. Each DELETE is its own short transaction
 // over at most batch rows; SKIP LOCKED passes over sessions a rotation or
 // revocation holds right now instead of waiting for them.
-func (s *Store) Purge(ctx context.Context, now time.Time, batch int) (int, error) {
+func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	// A batch of sessions, then their tokens, as two statements of one
@@ -139,6 +194,16 @@ func (s *Store) Purge(ctx context.Context, now time.Time, batch int) (int, error
 		DELETE FROM revocations WHERE id IN (
 			SELECT id FROM revocations WHERE until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 		now, batch)
+	if err != nil {
+		return n, wrap(err)
+	}
+	n += int(tag.RowsAffected())
+	// Audit events past retention, oldest first: ids grow with time, so the
+	// primary key walks the oldest rows and the LIMIT stops the scan.
+	tag, err = s.pool.Exec(ctx, `
+		DELETE FROM audit_events WHERE id IN (
+			SELECT id FROM audit_events WHERE at < $1 ORDER BY id LIMIT $2)`,
+		auditBefore, batch)
 	if err != nil {
 		return n, wrap(err)
 	}

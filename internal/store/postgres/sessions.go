@@ -27,50 +27,100 @@ func finishSession(s *tokens.Session, rotatedAt *time.Time) {
 	}
 }
 
-// CreateSession implements tokens.Store. One statement: FOR SHARE on the
-// user row holds off a concurrent disable, password or role change (its
-// UPDATE waits for us, then its revocation sees this session), one that
-// committed first makes the CTE insert nothing or return the new roles: FOR
-// SHARE reads the newest version of the row it locks.
-func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ tokens.User, err error) {
+// sqlCreateSession is a login in one statement: FOR SHARE on the user row
+// holds off a concurrent disable, password or role change (its UPDATE waits
+// for us, then its revocation sees this session), and one that committed
+// first makes the CTE insert nothing or return the new roles: FOR SHARE reads
+// the newest version of the row it locks.
+const sqlCreateSession = `
+	WITH u AS (
+		SELECT id, email, roles, created_at FROM users
+		WHERE id = $2 AND NOT disabled AND password_hash = $11 FOR SHARE
+	), s AS (
+		INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
+		                      active_selector, active_expires_at)
+		SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $8 FROM u
+		RETURNING id
+	), t AS (
+		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, created_at, expires_at)
+		SELECT $7, s.id, $9, $3, $8 FROM s
+	), a AS (
+		INSERT INTO audit_events (at, kind, user_id, session_id, ip)
+		SELECT $3, $10, $2, s.id, $6 FROM s
+	)
+	SELECT u.email, u.roles, u.created_at, (SELECT count(*) FROM s) FROM u`
+
+// sqlEvictSessions revokes user $7's active sessions beyond the $9 most
+// recently used ones other than the new session $8, if $8 was created. It is
+// a second statement of the login's transaction, so its snapshot includes
+// the new session; the rows are locked in id order, as revoke-all locks
+// them, so the two cannot deadlock.
+const sqlEvictSessions = `
+	WITH r AS (
+		UPDATE sessions SET revoked_at = $1, revoked_reason = $6
+		WHERE id IN (
+			SELECT id FROM sessions WHERE id IN (
+				SELECT id FROM sessions
+				WHERE user_id = $7 AND revoked_at IS NULL AND expires_at > $1 AND id <> $8
+				ORDER BY last_used_at DESC, id DESC OFFSET $9
+			) ORDER BY id FOR UPDATE
+		) AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM sessions WHERE id = $8)
+		RETURNING id, user_id` + sqlRevokeTail
+
+// CreateSession implements tokens.Store: sqlCreateSession alone, or with
+// sqlEvictSessions in one transaction (one round trip, pipelined) when the
+// user's sessions are capped.
+func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ tokens.User, _ []tokens.Revocation, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.timed("create_session", time.Now(), &err)
 	ss, t, ev := ns.Session, ns.Token, ns.Event
 	u := tokens.User{ID: ss.UserID}
 	var n int
-	err = s.pool.QueryRow(ctx, `
-		WITH u AS (
-			SELECT id, email, roles, created_at FROM users
-			WHERE id = $2 AND NOT disabled AND password_hash = $11 FOR SHARE
-		), s AS (
-			INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
-			                      active_selector, active_expires_at)
-			SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $8 FROM u
-			RETURNING id
-		), t AS (
-			INSERT INTO refresh_tokens (selector, session_id, verifier_hash, created_at, expires_at)
-			SELECT $7, s.id, $9, $3, $8 FROM s
-		), a AS (
-			INSERT INTO audit_events (at, kind, user_id, session_id, ip)
-			SELECT $3, $10, $2, s.id, $6 FROM s
-		)
-		SELECT u.email, u.roles, u.created_at, (SELECT count(*) FROM s) FROM u`,
-		ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
-		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash).Scan(&u.Email, &u.Roles, &u.CreatedAt, &n)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return tokens.User{}, tokens.ErrNotFound
+	b := &pgx.Batch{}
+	capped := ns.MaxSessions > 0
+	if capped {
+		b.Queue("BEGIN")
 	}
-	if err != nil {
-		return tokens.User{}, wrap(err)
+	b.Queue(sqlCreateSession, ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
+		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&u.Email, &u.Roles, &u.CreatedAt, &n)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // n stays 0
+		}
+		return err
+	})
+	var revs []tokens.Revocation
+	if capped {
+		r := ns.Evict
+		detail := r.Event.Detail
+		if detail == nil {
+			detail = map[string]string{}
+		}
+		b.Queue(sqlEvictSessions, r.At, r.DenyUntil, r.Event.Kind, r.Event.IP, detail, r.Reason, ss.UserID, ss.ID,
+			ns.MaxSessions-1).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				rev := tokens.Revocation{Kind: tokens.RevokeSession}
+				var notified int
+				if err := rows.Scan(&rev.ID, &rev.Subject, &rev.Until, &notified); err != nil {
+					return err
+				}
+				revs = append(revs, rev)
+			}
+			return rows.Err()
+		})
+		b.Queue("COMMIT")
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return tokens.User{}, nil, wrap(err)
 	}
 	if n != 1 {
-		return tokens.User{}, tokens.ErrNotFound
+		return tokens.User{}, nil, tokens.ErrNotFound
 	}
 	if u.Roles == nil {
 		u.Roles = []string{}
 	}
-	return u, nil
+	return u, revs, nil
 }
 
 // sqlRotateActive is the whole common-case rotation in one statement and
@@ -340,7 +390,9 @@ func (s *Store) RevokeSessions(ctx context.Context, r tokens.SessionRevocation) 
 	return revs, nil
 }
 
-// DenyToken implements tokens.Store.
+// DenyToken implements tokens.Store. ON CONFLICT makes a repeated denial
+// write nothing, and so does a denied session: the audit and notify CTEs
+// read the INSERT's RETURNING, which is empty then.
 func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev tokens.AuditEvent) (_ tokens.Revocation, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -354,15 +406,20 @@ func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, e
 	err = s.pool.QueryRow(ctx, `
 		WITH d AS (
 			INSERT INTO revocations (kind, subject, until, created_at)
-			VALUES ('token', $1, $2, $3) RETURNING id
+			SELECT 'token', $1, $2, $3
+			WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE kind = 'session' AND subject = $6)
+			ON CONFLICT (kind, subject) DO NOTHING RETURNING id
 		), a AS (
 			INSERT INTO audit_events (at, kind, user_id, session_id, ip, detail)
-			VALUES ($3, $4, $5, $6, $7, $8)
+			SELECT $3, $4, $5, $6, $7, $8 FROM d
 		), n AS (
 			SELECT pg_notify('`+NotifyChannel+`', '') FROM d
 		)
 		SELECT d.id, (SELECT count(*) FROM n) FROM d`,
 		jti, until, ev.At, ev.Kind, ev.UserID, ev.SessionID, ev.IP, detail).Scan(&rev.ID, &n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tokens.Revocation{}, tokens.ErrConflict
+	}
 	return rev, wrap(err)
 }
 
@@ -402,14 +459,22 @@ func (s *Store) Session(ctx context.Context, id uuid.UUID) (tokens.Session, erro
 	return sess, nil
 }
 
-// ActiveSessions implements tokens.Store.
-func (s *Store) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time) ([]tokens.Session, error) {
+// ActiveSessions implements tokens.Store. Keyset pagination on
+// (created_at DESC, id): a page never repeats or skips a session because
+// others were created or revoked meanwhile.
+func (s *Store) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time, after *tokens.SessionCursor, limit int) ([]tokens.Session, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	var afterAt *time.Time
+	afterID := uuid.Nil
+	if after != nil {
+		afterAt, afterID = &after.CreatedAt, after.ID
+	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+sessionColumns+` FROM sessions s
 		WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
-		ORDER BY s.created_at DESC, s.id`, userID, now)
+		  AND ($3::timestamptz IS NULL OR s.created_at < $3 OR (s.created_at = $3 AND s.id > $4))
+		ORDER BY s.created_at DESC, s.id LIMIT $5`, userID, now, afterAt, afterID, limit)
 	if err != nil {
 		return nil, wrap(err)
 	}

@@ -55,7 +55,7 @@ func testReuseAtEveryEndpoint(t *testing.T, store tokens.Store) {
 			f.MustBeRefused(cur.RefreshToken, "the current refresh token of a session revoked for reuse")
 			f.MustAuthenticate(other.AccessToken) // the user's other session lives
 			f.MustRefresh(other.RefreshToken)
-			if audit, err := store.Audit(ctx, u.ID, 50); err != nil || !hasKind(audit, tokens.EventReuseDetected) || hasKind(audit, tokens.EventLogout) {
+			if audit, err := store.Audit(ctx, u.ID, 0, 50); err != nil || !hasKind(audit, tokens.EventReuseDetected) || hasKind(audit, tokens.EventLogout) {
 				t.Fatalf("audit after reuse at %s: %v (err %v), want reuse_detected and no logout", c.name, kinds(audit), err)
 			}
 		})

@@ -155,7 +155,7 @@ func testLoginRacesDisable(t *testing.T, store tokens.Store) {
 		if loginErr != nil && !errors.Is(loginErr, tokens.ErrInvalidGrant) {
 			t.Fatalf("round %d: login: %v", round, loginErr)
 		}
-		active, err := store.ActiveSessions(ctx, u.ID, f.Clock.Now())
+		active, err := store.ActiveSessions(ctx, u.ID, f.Clock.Now(), nil, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +337,7 @@ func testAudit(t *testing.T, store tokens.Store) {
 	if err := f.Svc.Logout(ctx, tokens.LogoutRequest{Principal: &p.Principal}); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := f.Svc.Audit(ctx, u.ID, 50)
+	evs, _, err := f.Svc.Audit(ctx, u.ID, 0, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func testAudit(t *testing.T, store tokens.Store) {
 			t.Errorf("no %q event in %v", k, kinds)
 		}
 	}
-	if lim, _ := f.Svc.Audit(ctx, u.ID, 2); len(lim) != 2 {
+	if lim, _, _ := f.Svc.Audit(ctx, u.ID, 0, 2); len(lim) != 2 {
 		t.Errorf("limit 2 gave %d events", len(lim))
 	}
 }

@@ -42,6 +42,8 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 	tests = append(tests, clockTests()...)
 	tests = append(tests, roleTests()...)
 	tests = append(tests, endpointTests()...)
+	tests = append(tests, growthTests()...)
+	tests = append(tests, hashingTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
