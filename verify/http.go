@@ -1,0 +1,122 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+type claimsKey struct{}
+
+// ClaimsFrom returns the claims Middleware or RequireRole put in ctx.
+func ClaimsFrom(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok && c != nil
+}
+
+// NewContext returns a copy of ctx carrying c, as Middleware does; handy for
+// testing handlers without tokens.
+func NewContext(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// Middleware verifies the request's bearer token (RFC 6750 §2.1) and calls
+// next with its claims in the context (ClaimsFrom). Otherwise it answers
+// with Rotor's error shape {"error","error_description"}:
+//
+//   - 401 with WWW-Authenticate: Bearer error="invalid_token",
+//     error_description="…" for a refused token;
+//   - 401 with a bare WWW-Authenticate: Bearer when the request carries no
+//     bearer token at all (RFC 6750 §3.1: no error code then);
+//   - 400 invalid_request for several Authorization headers;
+//   - 503 temporarily_unavailable with Retry-After when the verifier cannot
+//     decide (keys not loaded, revocations stale and failing closed).
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := ClaimsFrom(r.Context()); ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		c, ok := v.authenticate(w, r)
+		if !ok {
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), c)))
+	})
+}
+
+// RequireRole lets a request through when its token carries at least one
+// of roles, and answers 403 with WWW-Authenticate: Bearer
+// error="insufficient_scope" otherwise. It verifies the token itself when
+// Middleware has not run before it.
+func (v *Verifier) RequireRole(roles ...string) func(http.Handler) http.Handler {
+	roles = append([]string(nil), roles...)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, ok := ClaimsFrom(r.Context())
+			if !ok {
+				if c, ok = v.authenticate(w, r); !ok {
+					return
+				}
+				r = r.WithContext(NewContext(r.Context(), c))
+			}
+			if !c.HasRole(roles...) {
+				desc := "this needs role " + strings.Join(roles, " or ")
+				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", error_description="`+quoteSafe(desc, 200)+`"`)
+				writeError(w, http.StatusForbidden, "insufficient_scope", desc)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// authenticate verifies r's token, or answers the error and returns false.
+func (v *Verifier) authenticate(w http.ResponseWriter, r *http.Request) (*Claims, bool) {
+	hs := r.Header.Values("Authorization")
+	if len(hs) > 1 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "more than one Authorization header")
+		return nil, false
+	}
+	raw, ok := bearer(hs)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, http.StatusUnauthorized, "invalid_token", "the request has no bearer access token")
+		return nil, false
+	}
+	c, err := v.Verify(r.Context(), raw)
+	if err == nil {
+		return c, true
+	}
+	desc := quoteSafe(reasonOf(err), 300)
+	if errors.Is(err, ErrInvalidToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
+		writeError(w, http.StatusUnauthorized, "invalid_token", desc)
+		return nil, false
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", desc)
+	return nil, false
+}
+
+// bearer reads "Bearer <token>" (the scheme case-insensitively).
+func bearer(hs []string) (string, bool) {
+	if len(hs) != 1 {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(hs[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: code, Description: desc})
+}
