@@ -2,15 +2,16 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,7 @@ type ctxKey struct{}
 // run once a request), and the route template the router matched.
 type requestInfo struct {
 	id, ip, route string
+	addr          netip.Addr // ip parsed; invalid if the peer is no IP address
 }
 
 func infoOf(ctx context.Context) *requestInfo {
@@ -69,7 +71,8 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{id: newRequestID(), ip: s.peerIP(r), route: "unmatched"}
+		info := &requestInfo{id: newRequestID(), route: "unmatched"}
+		info.addr, info.ip = s.peer(r)
 		w.Header().Set("X-Request-Id", info.id)
 		ctx := context.WithValue(r.Context(), ctxKey{}, info)
 		r = r.WithContext(ctx)
@@ -108,21 +111,26 @@ func (s *server) quietRoute(route string) bool {
 	return s.opts.QuietAccessLog
 }
 
-// requestIDs makes request ids: a random per-process prefix and a counter,
-// unique without a system call per request.
-var requestIDs = func() func() string {
-	var prefix [4]byte
-	_, _ = rand.Read(prefix[:])
-	var n atomic.Uint64
-	return func() string {
-		var b [8]byte
-		copy(b[:4], prefix[:])
-		binary.BigEndian.PutUint32(b[4:], uint32(n.Add(1)))
-		return hex.EncodeToString(b[:])
-	}
-}()
+// idSources are ChaCha8 generators, each seeded from crypto/rand. The pool
+// keeps one per P, so an id costs a few nanoseconds, no lock and no system
+// call (a generator the GC drops is replaced by a freshly seeded one).
+var idSources = sync.Pool{New: func() any {
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails (Go 1.24+)
+	return rand.NewChaCha8(seed)
+}}
 
-func newRequestID() string { return requestIDs() }
+// newRequestID is 64 random bits as 16 hex digits: unpredictable, and
+// revealing neither how many requests came before nor which instance
+// answered. Uniqueness is probabilistic (a collision in 2^32 ids).
+func newRequestID() string {
+	g := idSources.Get().(*rand.ChaCha8)
+	v := g.Uint64()
+	idSources.Put(g)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return hex.EncodeToString(b[:])
+}
 
 // securityHeaders sets headers every response should carry.
 func securityHeaders(next http.Handler) http.Handler {
@@ -186,23 +194,29 @@ func (s *server) clientIP(r *http.Request) string {
 	if info := infoOf(r.Context()); info != nil {
 		return info.ip
 	}
-	return s.peerIP(r)
+	_, ip := s.peer(r)
+	return ip
 }
 
-// peerIP is the peer address, or, when the peer is a trusted proxy, the
-// right-most address in X-Forwarded-For that is not itself a trusted proxy.
-func (s *server) peerIP(r *http.Request) string {
+// peer is the peer address, or, when the peer is a trusted proxy, the
+// right-most address in X-Forwarded-For that is not itself a trusted proxy;
+// parsed, and as text. Addresses are normalized: IPv4-mapped IPv6 is IPv4,
+// and IPv6 zones are dropped (they only name an interface of the host that
+// wrote them, and anyone may write any number of them in X-Forwarded-For).
+// A peer that is no IP address (a Unix socket) is returned as text with an
+// invalid Addr.
+func (s *server) peer(r *http.Request) (netip.Addr, string) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
-		return host
+		return netip.Addr{}, host
 	}
-	peer = peer.Unmap()
+	peer = normalAddr(peer)
 	if !s.trusted(peer) {
-		return peer.String()
+		return peer, peer.String()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -210,13 +224,15 @@ func (s *server) peerIP(r *http.Request) string {
 		if err != nil {
 			break
 		}
-		a = a.Unmap()
+		a = normalAddr(a)
 		if !s.trusted(a) {
-			return a.String()
+			return a, a.String()
 		}
 	}
-	return peer.String()
+	return peer, peer.String()
 }
+
+func normalAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
 
 func (s *server) trusted(a netip.Addr) bool {
 	for _, p := range s.opts.TrustedProxies {

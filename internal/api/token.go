@@ -65,22 +65,19 @@ func (s *server) login(w http.ResponseWriter, r *http.Request, req tokenRequest)
 		writeError(w, r, s.log, badRequest("username and password are required"))
 		return
 	}
-	now := time.Now()
-	if !s.limit(w, r, s.ipLimit, "login:"+s.clientIP(r), now, "login_ip") {
+	// Failed logins are limited, not attempts (ratelimit.go): the attempt
+	// reserves a failure and gets it back unless the credentials are refused.
+	attempt, err := s.startLogin(r, req.Username)
+	if err != nil {
+		writeError(w, r, s.log, err)
 		return
 	}
-	// Only real addresses get an account bucket, so junk usernames cannot
-	// grow the limiter's memory (the IP limit already bounds them).
-	if norm, err := tokens.NormalizeEmail(req.Username); err == nil {
-		if !s.limit(w, r, s.acctLimit, "acct:"+norm, now, "login_account") {
-			return
-		}
-	}
 	var pair tokens.TokenPair
-	err := s.hashing(r, func() (err error) {
+	err = s.hashing(r, func() (err error) {
 		pair, err = s.svc.Login(r.Context(), req.Username, req.Password, s.client(r))
 		return err
 	})
+	attempt.done(errors.Is(err, tokens.ErrInvalidGrant))
 	if err != nil {
 		if errors.Is(err, tokens.ErrInvalidGrant) {
 			s.metrics.loginFailed.Inc()
@@ -182,23 +179,18 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, token string, c
 		return
 	}
 	client := s.client(r)
-	if ok, wait := s.refreshLimit.peek("ip:"+client.IP, time.Now()); !ok {
-		s.metrics.rateLimited.WithLabelValues("refresh_failures_ip").Inc()
-		writeError(w, r, s.log, &httpError{status: http.StatusTooManyRequests, code: codeTooManyRequests,
-			msg: "too many failed refresh attempts; retry later", retryAfter: retryAfterSeconds(wait)})
-		return
-	}
 	pair, err := s.svc.Refresh(r.Context(), token, client)
 	if err != nil {
-		if errors.Is(err, tokens.ErrInvalidGrant) {
-			s.refreshLimit.allow("ip:"+client.IP, time.Now()) // count the failure
-		}
 		if tokens.IsReuse(err) {
 			s.metrics.reuse.Inc()
 			s.metrics.revocations.WithLabelValues(tokens.ReasonReuseDetected).Inc()
 		}
 		if errors.Is(err, tokens.ErrInvalidGrant) {
 			s.clearCookie(w) // the token is dead for good; a 503 keeps it
+			// Only failures are limited, charged after the token was judged:
+			// a valid token always rotates; a client over its failure budget
+			// gets 429 for its failures.
+			err = s.refreshFailed(r, err)
 		}
 		writeError(w, r, s.log, err)
 		return
@@ -325,6 +317,9 @@ func (s *server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Token == "" {
 		writeError(w, r, s.log, badRequest("token is required"))
+		return
+	}
+	if !s.limit(w, r, s.revokeLimit, s.subject(r).key("revoke"), s.now(), "revoke") {
 		return
 	}
 	if err := s.svc.RevokeToken(r.Context(), req.Token, req.TokenTypeHint, s.client(r)); err != nil {
