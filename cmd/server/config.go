@@ -34,6 +34,7 @@ type Config struct {
 	RefreshCookie      bool
 	CORSAllowedOrigins []string
 	LoginRateLimit     int
+	RateLimitIPv6Bits  int
 	BootstrapEmail     string
 	BootstrapPassword  string
 	TrustedProxies     []netip.Prefix
@@ -147,6 +148,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		bad = append(bad, fmt.Sprintf("LOGIN_RATE_LIMIT: %q is not a non-negative integer (0 turns limiting off)", v))
 	} else {
 		c.LoginRateLimit = n
+	}
+	if v := getenv("RATE_LIMIT_IPV6_PREFIX"); v == "" {
+		c.RateLimitIPv6Bits = 64
+	} else if n, err := strconv.Atoi(strings.TrimPrefix(v, "/")); err != nil || n < 32 || n > 128 {
+		bad = append(bad, fmt.Sprintf("RATE_LIMIT_IPV6_PREFIX: %q is not an IPv6 prefix length from 32 to 128 (default 64)", v))
+	} else {
+		c.RateLimitIPv6Bits = n
 	}
 	for _, o := range splitList(getenv("CORS_ALLOWED_ORIGINS")) {
 		if o == "*" || !(strings.HasPrefix(o, "https://") || strings.HasPrefix(o, "http://")) || strings.Count(o, "/") != 2 {

@@ -371,7 +371,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	handler := api.NewHandler(svc, log, api.Options{
 		SignupEnabled: cfg.SignupEnabled, RefreshCookie: cfg.RefreshCookie,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins, LoginRateLimit: cfg.LoginRateLimit,
-		TrustedProxies: cfg.TrustedProxies, QuietAccessLog: cfg.QuietAccessLog, Registry: reg,
+		RateLimitIPv6Prefix: cfg.RateLimitIPv6Bits,
+		TrustedProxies:      cfg.TrustedProxies, QuietAccessLog: cfg.QuietAccessLog, Registry: reg,
 	})
 	srv := newHTTPServer(handler, log)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
