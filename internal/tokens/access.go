@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,8 @@ const maxAccessTokenLen = 4096
 // AccessClaims are the claims of an access token (SPEC §1).
 type AccessClaims struct {
 	jwt.RegisteredClaims
+	// ClientID is the client the token was issued to (RFC 9068 §2.2).
+	ClientID  string   `json:"client_id"`
 	SessionID string   `json:"sid"`
 	Roles     []string `json:"roles"`
 	// Email lets GET /me answer without a database read.
@@ -31,7 +34,11 @@ type AccessClaims struct {
 
 // Principal is a verified access token.
 type Principal struct {
-	UserID    uuid.UUID
+	// UserID is the user; uuid.Nil for a client's own client_credentials
+	// token, whose subject is ClientID.
+	UserID uuid.UUID
+	// ClientID is the client the token was issued to.
+	ClientID  string
 	SessionID uuid.UUID
 	TokenID   uuid.UUID
 	Roles     []string
@@ -42,11 +49,30 @@ type Principal struct {
 	Audience  []string
 }
 
+// Subject is the token's sub: the user id, or for a client_credentials
+// token the client id.
+func (p Principal) Subject() string {
+	if p.UserID == uuid.Nil {
+		return p.ClientID
+	}
+	return p.UserID.String()
+}
+
+// IsClient reports whether p is a client's own token (client_credentials),
+// which acts for no user.
+func (p Principal) IsClient() bool { return p.UserID == uuid.Nil }
+
 // AccessTokens signs and verifies access tokens with one pinned algorithm.
 type AccessTokens struct {
 	keys     *KeySet
 	issuer   string
-	audience string
+	audience string // of the default client
+	// defaultClient is the client of tokens that name none (issued before
+	// clients existed).
+	defaultClient string
+	// audienceOf returns the audience of a client's tokens; false for an
+	// unknown client, whose tokens are refused.
+	audienceOf func(clientID string) (string, bool)
 	ttl      time.Duration
 	now      func() time.Time
 	parser   *jwt.Parser
@@ -58,11 +84,14 @@ type AccessTokens struct {
 func NewAccessTokens(keys *KeySet, issuer, audience string, ttl time.Duration, now func() time.Time) *AccessTokens {
 	return &AccessTokens{
 		keys: keys, issuer: issuer, audience: audience, ttl: ttl, now: now,
+		defaultClient: DefaultClientID,
+		audienceOf: func(id string) (string, bool) {
+			return audience, id == DefaultClientID
+		},
 		method: jwt.GetSigningMethod(keys.alg), cache: newVerifyCache(),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{keys.alg}),
 			jwt.WithIssuer(issuer),
-			jwt.WithAudience(audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(Leeway),
@@ -75,23 +104,43 @@ func NewAccessTokens(keys *KeySet, issuer, audience string, ttl time.Duration, n
 // TTL returns the access-token lifetime.
 func (a *AccessTokens) TTL() time.Duration { return a.ttl }
 
-// Issue signs an access token for user in session sid, valid from now.
+// Issue signs an access token of the default client for user in session
+// sid, valid from now.
 func (a *AccessTokens) Issue(userID, sid uuid.UUID, roles []string, now time.Time) (string, Principal, error) {
-	return a.issue(userID, sid, "", roles, now)
+	return a.issue(accessGrant{userID: userID, sid: sid, roles: roles, clientID: a.defaultClient, audience: a.audience}, now)
 }
 
-func (a *AccessTokens) issue(userID, sid uuid.UUID, email string, roles []string, now time.Time) (string, Principal, error) {
+// accessGrant is what an access token says: whose (a user, or for
+// userID uuid.Nil the client itself), which session or token family, which
+// client and audience, which roles.
+type accessGrant struct {
+	userID   uuid.UUID
+	sid      uuid.UUID
+	email    string
+	roles    []string
+	clientID string
+	audience string
+}
+
+func (a *AccessTokens) issue(g accessGrant, now time.Time) (string, Principal, error) {
+	roles := g.roles
 	if roles == nil {
 		roles = []string{}
+	}
+	userID, sid, email := g.userID, g.sid, g.email
+	sub := userID.String()
+	if userID == uuid.Nil {
+		sub = g.clientID
 	}
 	jti := uuid.New()
 	now = now.Truncate(time.Second)
 	exp := now.Add(a.ttl)
 	claims := AccessClaims{
+		ClientID: g.clientID,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    a.issuer,
-			Subject:   userID.String(),
-			Audience:  jwt.ClaimStrings{a.audience},
+			Subject:   sub,
+			Audience:  jwt.ClaimStrings{g.audience},
 			ExpiresAt: jwt.NewNumericDate(exp),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -109,8 +158,8 @@ func (a *AccessTokens) issue(userID, sid uuid.UUID, email string, roles []string
 		return "", Principal{}, fmt.Errorf("sign access token: %w", err)
 	}
 	return signed, Principal{
-		UserID: userID, SessionID: sid, TokenID: jti, Roles: roles, Email: email,
-		IssuedAt: now, ExpiresAt: exp, Issuer: a.issuer, Audience: []string{a.audience},
+		UserID: userID, ClientID: g.clientID, SessionID: sid, TokenID: jti, Roles: roles, Email: email,
+		IssuedAt: now, ExpiresAt: exp, Issuer: a.issuer, Audience: []string{g.audience},
 	}, nil
 }
 
@@ -142,6 +191,16 @@ func (a *AccessTokens) verify(token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, reasonOf(err))
 	}
+	if claims.ClientID == "" { // issued before clients existed
+		claims.ClientID = a.defaultClient
+	}
+	aud, ok := a.audienceOf(claims.ClientID)
+	if !ok {
+		return Principal{}, fmt.Errorf("%w: token of an unknown client", ErrInvalidToken)
+	}
+	if !slices.Contains(claims.Audience, aud) {
+		return Principal{}, fmt.Errorf("%w: token is not valid", ErrInvalidToken)
+	}
 	return principalOf(&claims)
 }
 
@@ -167,9 +226,14 @@ func principalOf(c *AccessClaims) (Principal, error) {
 	bad := func(what string) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, what)
 	}
-	sub, err := uuid.Parse(c.Subject)
-	if err != nil {
-		return bad("bad sub")
+	// A client's own token (client_credentials) has sub = client_id; client
+	// ids never parse as UUIDs, so the two kinds cannot be confused.
+	var sub uuid.UUID
+	if c.Subject != c.ClientID {
+		var err error
+		if sub, err = uuid.Parse(c.Subject); err != nil {
+			return bad("bad sub")
+		}
 	}
 	sid, err := uuid.Parse(c.SessionID)
 	if err != nil {
@@ -187,7 +251,7 @@ func principalOf(c *AccessClaims) (Principal, error) {
 		roles = []string{}
 	}
 	return Principal{
-		UserID: sub, SessionID: sid, TokenID: jti, Roles: roles, Email: c.Email,
+		UserID: sub, ClientID: c.ClientID, SessionID: sid, TokenID: jti, Roles: roles, Email: c.Email,
 		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time,
 		Issuer: c.Issuer, Audience: c.Audience,
 	}, nil

@@ -79,6 +79,7 @@ func TestAccessRoundTrip(t *testing.T) {
 					"sub": user.String(), "sid": sid.String(), "jti": issued.TokenID.String(),
 					"iat": float64(t0.Unix()), "nbf": float64(t0.Unix()),
 					"exp": float64(t0.Add(testTTL).Unix()), "roles": []any{"admin", "introspect"},
+					"client_id": tokens.DefaultClientID, // RFC 9068 §2.2
 				}
 				if len(claims) != len(want) {
 					t.Fatalf("claims %v, want keys of %v", claims, want)
@@ -271,8 +272,8 @@ func assertUniqueKeys(t *testing.T, obj []byte) {
 		}
 		seen[k.(string)] = true
 	}
-	if len(seen) != 9 {
-		t.Fatalf("issued payload has %d claims, want 9", len(seen))
+	if len(seen) != 10 {
+		t.Fatalf("issued payload has %d claims, want 10", len(seen))
 	}
 }
 

@@ -26,6 +26,30 @@ var (
 	ErrForbidden = errors.New("insufficient scope")
 	// ErrUnavailable wraps a storage failure the client may retry.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrInvalidClient is a client that failed to authenticate: unknown,
+	// disabled, a wrong or missing secret, a secret for a public client
+	// (RFC 6749 §5.2 invalid_client).
+	ErrInvalidClient = errors.New("invalid client")
+	// ErrUnauthorizedClient is an authenticated client using a grant it is
+	// not allowed (RFC 6749 §5.2 unauthorized_client), or acting on a token
+	// issued to another client.
+	ErrUnauthorizedClient = errors.New("unauthorized client")
+)
+
+// clientError is an ErrInvalidClient or ErrUnauthorizedClient with a reason
+// safe to show.
+type clientError struct {
+	kind   error
+	reason string
+}
+
+func (e clientError) Error() string        { return e.reason }
+func (e clientError) Is(target error) bool { return target == e.kind }
+
+var (
+	errGrantNotAllowed = clientError{ErrUnauthorizedClient, "this client may not use this grant type"}
+	errClientAuth      = clientError{ErrInvalidClient, "client authentication failed"}
+	errWrongClient     = grantError{"refresh token was issued to another client"}
 )
 
 // grantError is an ErrInvalidGrant with a reason safe to show to clients.

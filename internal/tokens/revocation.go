@@ -35,6 +35,8 @@ type LogoutRequest struct {
 	RefreshToken string
 	Global       bool
 	Client       ClientInfo
+	// App is the client presenting RefreshToken; nil for the default one.
+	App *Client
 }
 
 // Logout revokes the caller's session, or all of the user's sessions. The
@@ -56,7 +58,11 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 		if req.Principal != nil {
 			alsoUser = userID
 		}
-		sess, err := s.endByRefresh(ctx, req.RefreshToken, req.Client, func(sess Session) (*SessionRevocation, error) {
+		app := s.DefaultClient()
+		if req.App != nil {
+			app = *req.App
+		}
+		sess, err := s.endByRefresh(ctx, app, req.RefreshToken, req.Client, func(sess Session) (*SessionRevocation, error) {
 			if alsoUser != uuid.Nil && sess.UserID != alsoUser {
 				return nil, fmt.Errorf("%w: the tokens belong to different users", ErrInvalidGrant)
 			}
@@ -108,7 +114,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 // the session is revoked for it and errReuseDetected returned. Unknown,
 // forged, expired and revoked tokens are refused (ErrInvalidGrant) and change
 // nothing.
-func (s *Service) endByRefresh(ctx context.Context, token string, client ClientInfo, end func(Session) (*SessionRevocation, error)) (Session, error) {
+func (s *Service) endByRefresh(ctx context.Context, c Client, token string, client ClientInfo, end func(Session) (*SessionRevocation, error)) (Session, error) {
 	p, err := s.codec.Parse(token)
 	if err != nil {
 		return Session{}, err
@@ -119,7 +125,7 @@ func (s *Service) endByRefresh(ctx context.Context, token string, client ClientI
 	revs, err := s.store.Refresh(ctx, p.Selector, func(st RefreshState) (RefreshOutcome, error) {
 		now := s.nowUTC()
 		sess = st.Session
-		if v, err = s.classify(p, succ, st, now); err != nil {
+		if v, err = s.classify(p, succ, st, c, now); err != nil {
 			return RefreshOutcome{}, err
 		}
 		if v == presentedReuse {
@@ -245,15 +251,29 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	return nil
 }
 
-// RevokeToken implements RFC 7009: a refresh token revokes its session, an
-// access token is denylisted. Unknown and invalid tokens are not an error.
+// RevokeToken is RevokeTokenFor the default client.
 func (s *Service) RevokeToken(ctx context.Context, token, hint string, client ClientInfo) error {
+	return s.RevokeTokenFor(ctx, s.DefaultClient(), token, hint, client)
+}
+
+// errNotYourToken refuses a revocation of another client's token (RFC 7009
+// §2.1: the server verifies that the token was issued to the client).
+var errNotYourToken = clientError{ErrUnauthorizedClient, "the token was not issued to this client"}
+
+// RevokeTokenFor implements RFC 7009 for client c (already authenticated
+// by the caller): a refresh token revokes its session, an access token is
+// denylisted. Unknown and invalid tokens are not an error; another
+// client's token is ErrUnauthorizedClient.
+func (s *Service) RevokeTokenFor(ctx context.Context, c Client, token, hint string, client ClientInfo) error {
 	if strings.HasPrefix(token, RefreshPrefix) {
-		_, err := s.endByRefresh(ctx, token, client, func(sess Session) (*SessionRevocation, error) {
+		_, err := s.endByRefresh(ctx, c, token, client, func(sess Session) (*SessionRevocation, error) {
 			r := s.revocation(ReasonRevokeEndpoint, EventRevoked, time.Time{}, client)
 			r.SessionID, r.UserID = sess.ID, sess.UserID
 			return &r, nil
 		})
+		if errors.Is(err, errWrongClient) {
+			return errNotYourToken
+		}
 		if errors.Is(err, ErrInvalidGrant) { // RFC 7009 §2.2: unknown, dead or reused tokens are not an error
 			return nil
 		}
@@ -262,6 +282,9 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string, client Cl
 	p, err := s.access.Verify(token)
 	if err != nil {
 		return nil
+	}
+	if p.ClientID != c.ID {
+		return errNotYourToken
 	}
 	return s.denyAccess(ctx, p, s.nowUTC(), client, ReasonRevokeEndpoint)
 }

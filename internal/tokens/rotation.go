@@ -18,7 +18,19 @@ import (
 //     (derived again from the presented token) and a new access token;
 //   - any other used token is reuse: the session is revoked;
 //   - unknown, expired and revoked tokens are refused and change nothing.
+//
+// Refresh serves the default client; RefreshClient serves any.
 func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) (TokenPair, error) {
+	return s.RefreshClient(ctx, s.DefaultClient(), token, client)
+}
+
+// RefreshClient rotates a refresh token presented by client c (already
+// authenticated by the caller). A token of a session issued to another
+// client is refused as invalid_grant (RFC 6749 §6) and changes nothing.
+func (s *Service) RefreshClient(ctx context.Context, c Client, token string, client ClientInfo) (TokenPair, error) {
+	if !c.Allows(GrantRefreshToken) {
+		return TokenPair{}, errGrantNotAllowed
+	}
 	p, err := s.codec.Parse(token)
 	if err != nil {
 		return TokenPair{}, err
@@ -30,13 +42,14 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 		Selector: p.Selector, VerifierHash: s.codec.VerifierHash(p),
 		Successor:  RefreshRecord{Selector: succ.Selector, VerifierHash: succ.VerifierHash},
 		RefreshTTL: s.cfg.RefreshTTL, Now: s.nowUTC,
-		Event: AuditEvent{Kind: EventRefresh, IP: client.IP},
+		Event:    AuditEvent{Kind: EventRefresh, IP: client.IP},
+		ClientID: s.storedClientID(c),
 	})
 	if err != nil {
 		return TokenPair{}, err
 	}
 	if ok {
-		return s.pair(st.User, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
+		return s.pair(st.User, c, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
 	}
 
 	// Everything else decides on the locked state: grace replays, reuse,
@@ -45,7 +58,7 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 	var v presentation
 	revs, err := s.store.Refresh(ctx, p.Selector, func(state RefreshState) (RefreshOutcome, error) {
 		now, st = s.nowUTC(), state
-		if v, err = s.classify(p, succ, state, now); err != nil {
+		if v, err = s.classify(p, succ, state, c, now); err != nil {
 			return RefreshOutcome{}, err
 		}
 		switch v {
@@ -72,7 +85,7 @@ func (s *Service) Refresh(ctx context.Context, token string, client ClientInfo) 
 	if v == presentedActive {
 		exp = minTime(now.Add(s.cfg.RefreshTTL), st.Session.ExpiresAt)
 	}
-	return s.pair(st.User, st.Session.ID, succ.Token, exp, now)
+	return s.pair(st.User, c, st.Session.ID, succ.Token, exp, now)
 }
 
 // presentation is what a presented, authentic, live refresh token is to its
@@ -88,13 +101,16 @@ const (
 
 // classify applies the rules of SPEC §2 to a token presented at now, read
 // from its locked session. It is pure. Refusals (§2.5: unknown, revoked,
-// expired, disabled; and a clock too far behind the rotating instance's) are
-// errors and must change nothing.
-func (s *Service) classify(p ParsedRefresh, succ IssuedRefresh, st RefreshState, now time.Time) (presentation, error) {
+// expired, disabled; a token of another client's session; and a clock too
+// far behind the rotating instance's) are errors and must change nothing.
+func (s *Service) classify(p ParsedRefresh, succ IssuedRefresh, st RefreshState, c Client, now time.Time) (presentation, error) {
 	if !s.codec.Matches(p, st.Token.VerifierHash) {
 		return 0, errUnknownToken
 	}
 	sess := st.Session
+	if s.sessionClient(sess) != c.ID {
+		return 0, errWrongClient // another client's token: not even its reuse is ours to judge
+	}
 	switch {
 	case sess.RevokedAt != nil: // terminal: no grace, no second revocation
 		return 0, errSessionRevoked

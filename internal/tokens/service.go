@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,9 +29,15 @@ type Config struct {
 	MaxSessionsPerUser int
 	// HashSlots bounds concurrent password hashing; 0 means
 	// DefaultHashSlots.
-	HashSlots   int
-	Keys        *KeySet
-	TokenSecret []byte
+	HashSlots int
+	// DefaultClientID is the public client of requests that name none
+	// (DEFAULT_CLIENT_ID); "" means DefaultClientID. Until a client of
+	// that id is stored, it is built in: grants password and refresh_token,
+	// audience Audience, origins DefaultOrigins.
+	DefaultClientID string
+	DefaultOrigins  []string
+	Keys            *KeySet
+	TokenSecret     []byte
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -46,6 +53,9 @@ type Service struct {
 	cfg       Config
 	now       func() time.Time
 	dummyHash string
+	// clientKey keys the hash of client secrets.
+	clientKey []byte
+	clients   *clientDirectory
 	// revFresh is how current the denylist is (revocation_sync.go).
 	revFresh revocationFreshness
 }
@@ -58,6 +68,12 @@ func NewService(store Store, passwords PasswordHasher, cfg Config) (*Service, er
 	}
 	if cfg.AuditRetention == 0 {
 		cfg.AuditRetention = DefaultAuditRetention
+	}
+	if cfg.DefaultClientID == "" {
+		cfg.DefaultClientID = DefaultClientID
+	}
+	if !validClientID(cfg.DefaultClientID) {
+		return nil, errors.New("default client id: 1 to 64 of a-z, A-Z, 0-9, '.', '_', '-', not a UUID")
 	}
 	if cfg.Keys == nil {
 		return nil, errors.New("no signing keys")
@@ -73,11 +89,19 @@ func NewService(store Store, passwords PasswordHasher, cfg Config) (*Service, er
 	if err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		store: store, passwords: newHashGate(passwords, cfg.HashSlots), codec: codec,
 		access: NewAccessTokens(cfg.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, cfg.Now),
 		deny:   NewDenylist(), cfg: cfg, now: cfg.Now, dummyHash: dummy,
-	}, nil
+		clientKey: mac(sha256.New, cfg.TokenSecret, []byte("rotor client secret v1")),
+		clients: newClientDirectory(Client{
+			ID: cfg.DefaultClientID, Name: "Default client", Type: ClientPublic,
+			GrantTypes: []string{GrantPassword, GrantRefreshToken}, AllowedOrigins: cfg.DefaultOrigins,
+			Audience: cfg.Audience, Roles: []string{},
+		}),
+	}
+	s.access.defaultClient, s.access.audienceOf = cfg.DefaultClientID, s.audienceOf
+	return s, nil
 }
 
 // Keys returns the access-token key set.
@@ -142,10 +166,18 @@ func (s *Service) EnsureUser(ctx context.Context, email, password string, roles 
 	return true, nil
 }
 
-// Login checks credentials and opens a session. Every refusal is the same
-// ErrInvalidGrant, and an unknown email costs a password hash like a known
-// one.
+// Login is LoginClient for the default client.
 func (s *Service) Login(ctx context.Context, email, password string, client ClientInfo) (TokenPair, error) {
+	return s.LoginClient(ctx, s.DefaultClient(), email, password, client)
+}
+
+// LoginClient checks credentials and opens a session of client c (already
+// authenticated by the caller). Every refusal is the same ErrInvalidGrant,
+// and an unknown email costs a password hash like a known one.
+func (s *Service) LoginClient(ctx context.Context, c Client, email, password string, client ClientInfo) (TokenPair, error) {
+	if !c.Allows(GrantPassword) {
+		return TokenPair{}, errGrantNotAllowed
+	}
 	if len(password) > MaxPasswordLen {
 		return TokenPair{}, InvalidInput("password must be at most 1024 bytes")
 	}
@@ -185,7 +217,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	sess := Session{
 		ID: uuid.New(), UserID: u.ID, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.SessionMaxLifetime),
-		UserAgent: userAgent(client.UserAgent), IP: client.IP,
+		UserAgent: userAgent(client.UserAgent), IP: client.IP, ClientID: s.storedClientID(c),
 	}
 	rec := RefreshRecord{
 		SessionID: sess.ID, Selector: first.Selector, VerifierHash: first.VerifierHash,
@@ -210,7 +242,7 @@ func (s *Service) Login(ctx context.Context, email, password string, client Clie
 	if err != nil {
 		return TokenPair{}, err
 	}
-	return s.pair(committed, sess.ID, first.Token, rec.ExpiresAt, now)
+	return s.pair(committed, c, sess.ID, first.Token, rec.ExpiresAt, now)
 }
 
 // userAgent cleans a client's User-Agent before it is stored: it may carry
@@ -219,9 +251,10 @@ func userAgent(ua string) string {
 	return truncate(strings.ToValidUTF8(ua, "\uFFFD"), 512)
 }
 
-// pair signs an access token and assembles the token response.
-func (s *Service) pair(u User, sid uuid.UUID, refresh string, refreshExp, now time.Time) (TokenPair, error) {
-	at, p, err := s.access.issue(u.ID, sid, u.Email, u.Roles, now)
+// pair signs an access token of client c and assembles the token response.
+func (s *Service) pair(u User, c Client, sid uuid.UUID, refresh string, refreshExp, now time.Time) (TokenPair, error) {
+	at, p, err := s.access.issue(accessGrant{userID: u.ID, sid: sid, email: u.Email, roles: u.Roles,
+		clientID: c.ID, audience: c.Audience}, now)
 	if err != nil {
 		return TokenPair{}, err
 	}

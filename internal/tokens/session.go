@@ -17,7 +17,10 @@ type Session struct {
 	RevokedReason string
 	UserAgent     string
 	IP            string
-	Chain         Chain
+	// ClientID is the client the session was issued to; "" is the default
+	// client (and every session from before clients existed).
+	ClientID string
+	Chain    Chain
 }
 
 // Chain is a session's rotation state, kept on the session row so that one
@@ -44,6 +47,12 @@ const (
 	// ReasonSessionLimit is a session evicted, least recently used first,
 	// by a login past MaxSessionsPerUser.
 	ReasonSessionLimit = "session_limit"
+	// ReasonClientDisabled ends the sessions and client_credentials tokens
+	// of a client that was disabled or deleted.
+	ReasonClientDisabled = "client_disabled"
+	// ReasonClientRolesReduced ends a client's client_credentials tokens
+	// when one of its roles is taken away.
+	ReasonClientRolesReduced = "client_roles_reduced"
 )
 
 // Audit event kinds.
@@ -62,6 +71,11 @@ const (
 	EventUserUpdated          = "user_updated"
 	// EventSessionEvicted is a session revoked for ReasonSessionLimit.
 	EventSessionEvicted = "session_evicted"
+	// Client events.
+	EventClientCreated       = "client_created"
+	EventClientUpdated       = "client_updated"
+	EventClientSecretRotated = "client_secret_rotated"
+	EventClientDeleted       = "client_deleted"
 )
 
 // AuditEvent is one line of the audit log. Detail never holds a token, a

@@ -65,6 +65,9 @@ type ActiveRotation struct {
 	// every check and every time it writes.
 	Now   func() time.Time
 	Event AuditEvent // the refresh audit event; the store fills in At, user and session
+	// ClientID is the presenting client ("" for the default client): the
+	// session must have been issued to it.
+	ClientID string
 }
 
 // SessionRevocation describes sessions to revoke and how.
@@ -110,7 +113,7 @@ func RolesLost(before, after []string) bool {
 // NewSession is a login: a session, its first refresh token and the audit
 // event, stored together.
 type NewSession struct {
-	Session Session
+	Session Session // Session.ClientID "" is the default client
 	Token   RefreshRecord
 	Event   AuditEvent
 	// PasswordHash is the hash the login checked: the session is created
@@ -251,4 +254,49 @@ type Store interface {
 	Purge(ctx context.Context, now, auditBefore time.Time, batch int) (int, error)
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
+
+	// CreateClient stores c. ErrConflict if the id is taken.
+	CreateClient(ctx context.Context, c Client) error
+	// Client finds a client by id. ErrNotFound if none.
+	Client(ctx context.Context, id string) (Client, error)
+	// Clients lists every client, by id.
+	Clients(ctx context.Context) ([]Client, error)
+	// UpdateClient applies u atomically (holding the client row against a
+	// concurrent login for it, as CreateSession holds it) and returns the
+	// client as it now is and the revocations written. ErrNotFound if there
+	// is no such client.
+	UpdateClient(ctx context.Context, u ClientUpdate) (Client, []Revocation, error)
+	// DeleteClient deletes a client after applying r, in one transaction.
+	// ErrNotFound if there is no such client.
+	DeleteClient(ctx context.Context, id string, r ClientRevocation) ([]Revocation, error)
+}
+
+// ClientUpdate changes a client and, in the same transaction, may revoke
+// its sessions and client_credentials tokens. Nil fields are left alone.
+type ClientUpdate struct {
+	ID             string
+	Name           *string
+	GrantTypes     *[]string
+	AllowedOrigins *[]string
+	Audience       *string
+	Roles          *[]string
+	Disabled       *bool
+	SecretHash     *[]byte
+	UpdatedAt      time.Time
+	// Revoke, if set, is applied after the update.
+	Revoke *ClientRevocation
+}
+
+// ClientRevocation ends everything a client holds: every active session
+// issued to it (one denylist entry and audit event each, as
+// RevokeSessions) and its client_credentials tokens (a denylist entry for
+// the Family sid), and starts NewFamily.
+type ClientRevocation struct {
+	Family    uuid.UUID
+	NewFamily uuid.UUID
+	// EndSessions revokes the client's sessions too, as Sessions says
+	// (Reason, At, DenyUntil, Event; the store selects them by client).
+	// Sessions.At and DenyUntil also bound the Family entry.
+	EndSessions bool
+	Sessions    SessionRevocation
 }

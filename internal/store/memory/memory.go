@@ -25,6 +25,7 @@ type Store struct {
 	byEmail  map[string]uuid.UUID
 	sessions map[uuid.UUID]tokens.Session
 	refresh  map[string]tokens.RefreshRecord // by selector
+	clients  map[string]tokens.Client
 	revs     []tokens.Revocation
 	audit    []tokens.AuditEvent
 	nextRev  int64
@@ -38,6 +39,7 @@ func New() *Store {
 	return &Store{
 		users: map[uuid.UUID]tokens.User{}, byEmail: map[string]uuid.UUID{},
 		sessions: map[uuid.UUID]tokens.Session{}, refresh: map[string]tokens.RefreshRecord{},
+		clients: map[string]tokens.Client{},
 	}
 }
 
@@ -123,6 +125,11 @@ func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) (tokens.U
 	if !ok || u.Disabled || u.PasswordHash != ns.PasswordHash {
 		return tokens.User{}, nil, tokens.ErrNotFound
 	}
+	if id := ns.Session.ClientID; id != "" {
+		if c, ok := s.clients[id]; !ok || c.Disabled {
+			return tokens.User{}, nil, tokens.ErrNotFound
+		}
+	}
 	if _, dup := s.refresh[string(ns.Token.Selector)]; dup {
 		return tokens.User{}, nil, tokens.ErrConflict
 	}
@@ -204,7 +211,7 @@ func (s *Store) RotateActive(_ context.Context, r tokens.ActiveRotation) (tokens
 	sess := s.sessions[rec.SessionID]
 	u := cloneUser(s.users[sess.UserID])
 	if subtle.ConstantTimeCompare(rec.VerifierHash, r.VerifierHash) != 1 ||
-		!bytes.Equal(sess.Chain.ActiveSelector, r.Selector) || sess.RevokedAt != nil ||
+		!bytes.Equal(sess.Chain.ActiveSelector, r.Selector) || sess.RevokedAt != nil || sess.ClientID != r.ClientID ||
 		!now.Before(sess.ExpiresAt) || !now.Before(rec.ExpiresAt) || u.Disabled {
 		return tokens.RefreshState{}, false, nil
 	}

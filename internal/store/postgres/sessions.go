@@ -12,12 +12,12 @@ import (
 )
 
 const sessionColumns = `s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at,
-	coalesce(s.revoked_reason, ''), s.user_agent, s.ip,
+	coalesce(s.revoked_reason, ''), s.user_agent, s.ip, coalesce(s.client_id, ''),
 	s.active_selector, s.active_expires_at, s.prev_selector, s.rotated_at`
 
 func sessionDest(s *tokens.Session, rotatedAt **time.Time) []any {
 	return []any{&s.ID, &s.UserID, &s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.RevokedAt,
-		&s.RevokedReason, &s.UserAgent, &s.IP,
+		&s.RevokedReason, &s.UserAgent, &s.IP, &s.ClientID,
 		&s.Chain.ActiveSelector, &s.Chain.ActiveExpiresAt, &s.Chain.PrevSelector, rotatedAt}
 }
 
@@ -28,18 +28,23 @@ func finishSession(s *tokens.Session, rotatedAt *time.Time) {
 }
 
 // sqlCreateSession is a login in one statement: FOR SHARE on the user row
-// holds off a concurrent disable, password or role change (its UPDATE waits
-// for us, then its revocation sees this session), and one that committed
-// first makes the CTE insert nothing or return the new roles: FOR SHARE reads
-// the newest version of the row it locks.
+// (and on the client row, for a client other than the default) holds off a
+// concurrent disable, password or role change (its UPDATE waits for us,
+// then its revocation sees this session), and one that committed first
+// makes the CTE insert nothing or return the new roles: FOR SHARE reads the
+// newest version of the row it locks.
 const sqlCreateSession = `
-	WITH u AS (
+	WITH c AS (
+		SELECT id FROM clients WHERE id = $12 AND NOT disabled FOR SHARE
+	), u AS (
 		SELECT id, email, roles, created_at FROM users
-		WHERE id = $2 AND NOT disabled AND password_hash = $11 FOR SHARE
+		WHERE id = $2 AND NOT disabled AND password_hash = $11
+		  AND ($12::text IS NULL OR EXISTS (SELECT 1 FROM c))
+		FOR SHARE
 	), s AS (
 		INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
-		                      active_selector, active_expires_at)
-		SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $8 FROM u
+		                      active_selector, active_expires_at, client_id)
+		SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $8, $12 FROM u
 		RETURNING id
 	), t AS (
 		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, created_at, expires_at)
@@ -83,7 +88,7 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ toke
 		b.Queue("BEGIN")
 	}
 	b.Queue(sqlCreateSession, ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
-		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash).QueryRow(func(row pgx.Row) error {
+		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash, nullIfEmpty(ss.ClientID)).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&u.Email, &u.Roles, &u.CreatedAt, &n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // n stays 0
@@ -145,6 +150,7 @@ const sqlRotateActive = `
 		JOIN users u ON u.id = s.user_id
 		WHERE t.selector = $1
 		  AND s.active_selector = $1 AND s.revoked_at IS NULL AND s.expires_at > $3
+		  AND coalesce(s.client_id, '') = $9
 		  AND t.expires_at > $3 AND NOT u.disabled
 		  AND octet_length(t.verifier_hash) = 32 AND octet_length($5::bytea) = 32
 		  AND bit_count(('x' || encode(t.verifier_hash, 'hex'))::bit(256)
@@ -175,7 +181,7 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	n := r.Successor
 	now := r.Now()
 	err = s.pool.QueryRow(ctx, sqlRotateActive, r.Selector, n.Selector, now, now.Add(r.RefreshTTL), r.VerifierHash,
-		n.VerifierHash, r.Event.Kind, r.Event.IP).Scan(&st.Session.ID, &st.Session.UserID, &st.Session.CreatedAt,
+		n.VerifierHash, r.Event.Kind, r.Event.IP, r.ClientID).Scan(&st.Session.ID, &st.Session.UserID, &st.Session.CreatedAt,
 		&st.Session.ExpiresAt, &st.Session.Chain.ActiveExpiresAt, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tokens.RefreshState{}, false, nil
@@ -187,7 +193,7 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	if st.User.Roles == nil {
 		st.User.Roles = []string{}
 	}
-	st.Session.LastUsedAt = now
+	st.Session.LastUsedAt, st.Session.ClientID = now, r.ClientID
 	st.Session.Chain.ActiveSelector, st.Session.Chain.PrevSelector, st.Session.Chain.RotatedAt = n.Selector, r.Selector, now
 	n.SessionID, n.ParentSelector, n.CreatedAt, n.ExpiresAt = st.Session.ID, r.Selector, now, st.Session.Chain.ActiveExpiresAt
 	st.Token = n
@@ -490,4 +496,12 @@ func (s *Store) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.T
 		out = append(out, sess)
 	}
 	return out, wrap(rows.Err())
+}
+
+// nullIfEmpty stores "" as NULL (the default client's sessions).
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
