@@ -82,7 +82,12 @@ type Config struct {
 
 	// TokenSource authenticates the revocation feed and introspection: its
 	// tokens need role introspect or admin at Rotor. In production, a
-	// golang.org/x/oauth2/clientcredentials Config's TokenSource.
+	// golang.org/x/oauth2/clientcredentials Config. The Verifier caches each
+	// token until shortly before its expiry and asks the source again when
+	// Rotor refuses it (401), so the source need not cache. One that does
+	// (clientcredentials.Config.TokenSource) gives the refused token again
+	// until it expires; a source calling clientcredentials.Config.Token
+	// fetches a new one at once.
 	TokenSource oauth2.TokenSource
 	// RevocationsURL is the revocation feed. Default Issuer + /revocations.
 	RevocationsURL string
@@ -228,7 +233,11 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	)
 	v.plain = cfg.HTTPClient
 	authed := *cfg.HTTPClient
-	authed.Transport = &oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, cfg.TokenSource), Base: cfg.HTTPClient.Transport}
+	base := cfg.HTTPClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	authed.Transport = &bearerTransport{src: cfg.TokenSource, base: base, now: cfg.now}
 	v.authed = &authed
 	if cfg.IntrospectionURL != "" {
 		u := cfg.IntrospectionURL
