@@ -1,0 +1,34 @@
+"use client";
+import { useState, type FormEvent } from "react";
+import { RotorError } from "@rotor/client";
+import { rotorClient } from "@/lib/client";
+
+/** The log-in and sign-up form. After a login the browser holds both cookies (set through /auth/token). */
+export function CredentialsForm({ signUp }: { signUp?: boolean }) {
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  async function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const data = new FormData(e.currentTarget);
+    const email = String(data.get("email")), password = String(data.get("password"));
+    setBusy(true);
+    setError("");
+    try {
+      if (signUp) await rotorClient().signUp(email, password);
+      await rotorClient().login(email, password);
+      const next = new URLSearchParams(location.search).get("next");
+      location.assign(next && next.startsWith("/") && !next.startsWith("//") ? next : "/protected");
+    } catch (err) {
+      setError(err instanceof RotorError ? err.description || err.code : String(err));
+      setBusy(false);
+    }
+  }
+  return (
+    <form onSubmit={submit}>
+      <input name="email" type="email" placeholder="email" autoComplete="username" required />
+      <input name="password" type="password" placeholder="password (10+ characters)" autoComplete={signUp ? "new-password" : "current-password"} required />
+      <button disabled={busy}>{signUp ? "Sign up" : "Log in"}</button>
+      {error && <p className="error" role="alert">{error}</p>}
+    </form>
+  );
+}
