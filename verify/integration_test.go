@@ -16,6 +16,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -491,3 +492,59 @@ func errorsIs(err error, targets ...error) bool {
 }
 
 var _ = jwt.SigningMethodEdDSA
+
+// TestES256: Rotor with JWT_ALG=ES256 and a P-256 key file; the default
+// allow-list takes it, and the JWKS kid is the key's RFC 7638 thumbprint.
+func TestES256(t *testing.T) {
+	p := t.TempDir() + "/es256.pem"
+	if out, err := exec.Command(rotorBinary(t), "keygen", "es256", "--out", p).CombinedOutput(); err != nil {
+		t.Fatalf("keygen es256: %v\n%s", err, out)
+	}
+	r := startRotor(t, rotorOpts{keys: p, env: map[string]string{"JWT_ALG": "ES256"}})
+	v, _ := newVerifier(t, r, r.serviceSource(), nil)
+	tk := r.user("quinn@example.test")
+	if _, err := v.Verify(context.Background(), tk.Access); err != nil {
+		t.Fatal(err)
+	}
+	var jwks struct{ Keys []map[string]string }
+	r.must(200, "GET", "/.well-known/jwks.json", "", nil, &jwks)
+	k := jwks.Keys[0]
+	if tp := thumbprint(map[string]string{"crv": k["crv"], "kty": k["kty"], "x": k["x"], "y": k["y"]}); k["kid"] != tp {
+		t.Errorf("kid %s, thumbprint %s", k["kid"], tp)
+	}
+	// An allow-list without ES256 never takes Rotor's key, and says why.
+	log, _ := testLogger()
+	onlyEd, err := New(context.Background(), Config{Issuer: r.base, Audience: "rotor", TokenSource: r.serviceSource(), Logger: log, Algorithms: []string{EdDSA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onlyEd.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := onlyEd.WaitReady(ctx); err == nil || !strings.Contains(err.Error(), "alg ES256 is not in the allow-list [EdDSA]") {
+		t.Errorf("EdDSA-only against an ES256 Rotor: %v", err)
+	}
+}
+
+// TestFeedTokenRevoked: an admin ends the sessions of the feed's service
+// user; the verifier drops the refused token, its source logs in again, and
+// revocations keep arriving without the verifier going stale.
+func TestFeedTokenRevoked(t *testing.T) {
+	r := startRotor(t, rotorOpts{})
+	v, _ := newVerifier(t, r, r.serviceSource(), nil)
+	admin := r.login(adminEmail, adminPassword)
+	var svc struct {
+		ID string `json:"id"`
+	}
+	r.must(200, "GET", "/admin/users?email="+svcEmail, admin.Access, nil, &svc)
+	r.must(200, "DELETE", "/admin/users/"+svc.ID+"/sessions", admin.Access, nil, nil)
+	tk := r.user("rae@example.test")
+	r.must(204, "POST", "/logout", tk.Access, nil, nil)
+	eventually(t, 4*time.Second, "a logout after the feed's token was revoked", func() bool {
+		_, err := v.Verify(context.Background(), tk.Access)
+		return errors.Is(err, ErrRevoked)
+	})
+	if st := v.Status(); st.Stale || st.FeedError != "" {
+		t.Errorf("Status: %+v", st)
+	}
+}
