@@ -30,6 +30,8 @@ type Config struct {
 	ReuseGrace         time.Duration
 	AuditRetention     time.Duration
 	MaxSessions        int
+	DefaultClientID    string
+	ClientsFile        string
 	SignupEnabled      bool
 	RefreshCookie      bool
 	CORSAllowedOrigins []string
@@ -96,6 +98,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		SessionMaxLifetime: dur("SESSION_MAX_LIFETIME", "720h", time.Minute),
 		ReuseGrace:         dur("REFRESH_REUSE_GRACE", "10s", 0),
 		AuditRetention:     dur("AUDIT_RETENTION", "2160h", time.Hour),
+		DefaultClientID:    str("DEFAULT_CLIENT_ID", tokens.DefaultClientID),
+		ClientsFile:        getenv("CLIENTS_FILE"),
 		SignupEnabled:      boolean("SIGNUP_ENABLED", true),
 		RefreshCookie:      boolean("REFRESH_COOKIE", false),
 		BootstrapEmail:     getenv("BOOTSTRAP_ADMIN_EMAIL"),
@@ -229,4 +233,15 @@ func (c Config) keySet(warn func(string)) (*tokens.KeySet, error) {
 	}
 	warn("no JWT_KEYS/JWT_SECRET: generated a signing key for this process only; access tokens die with it")
 	return tokens.GenerateKeySet(c.Alg)
+}
+
+// serviceConfig is the domain's configuration.
+func (c Config) serviceConfig(keys *tokens.KeySet, secret []byte) tokens.Config {
+	return tokens.Config{
+		Issuer: c.Issuer, Audience: c.Audience,
+		AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL, SessionMaxLifetime: c.SessionMaxLifetime,
+		ReuseGrace: c.ReuseGrace, AuditRetention: c.AuditRetention, MaxSessionsPerUser: c.MaxSessions,
+		DefaultClientID: c.DefaultClientID, DefaultOrigins: c.CORSAllowedOrigins,
+		Keys: keys, TokenSecret: secret,
+	}
 }

@@ -45,7 +45,8 @@ const usage = `usage:
   server migrate up|down|status        manage the database schema (DATABASE_URL)
   server keygen [ed25519|es256|secret] print a fresh PKCS#8 key for JWT_KEYS, or a secret for TOKEN_SECRET/JWT_SECRET
   server keygen [kind] --out FILE      write it to FILE (mode 0600) unless FILE exists
-  server healthcheck                   exit 0 if GET /readyz on HTTP_ADDR answers 200 (for container healthchecks)`
+  server healthcheck                   exit 0 if GET /readyz on HTTP_ADDR answers 200 (for container healthchecks)
+  server clients list|create|update|rotate-secret|delete|apply   manage OAuth clients (DATABASE_URL)`
 
 // run is the whole program; main only wires the process to it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keygen(kind, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
+	case "clients":
+		return clientsCommand(ctx, getenv, args[2:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -238,13 +241,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			return err
 		}
 	}
-	svc, err := tokens.NewService(store, password.Argon2id{Params: password.OWASP}, tokens.Config{
-		Issuer: cfg.Issuer, Audience: cfg.Audience,
-		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, SessionMaxLifetime: cfg.SessionMaxLifetime,
-		ReuseGrace: cfg.ReuseGrace, AuditRetention: cfg.AuditRetention, MaxSessionsPerUser: cfg.MaxSessions,
-		Keys: keys, TokenSecret: secret,
-	})
+	svc, err := tokens.NewService(store, password.Argon2id{Params: password.OWASP}, cfg.serviceConfig(keys, secret))
 	if err != nil {
+		return err
+	}
+	if err := setUpClients(ctx, svc, cfg, getenv, log); err != nil {
 		return err
 	}
 	if cfg.BootstrapEmail != "" {
@@ -358,6 +359,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		defer cancel()
 		if err := svc.FullSyncRevocations(sctx); err != nil && bg.Err() == nil {
 			log.Warn("periodic revocation resync failed", "err", err.Error())
+		}
+	})
+	go every(bg, tokens.ClientRefreshInterval, func() {
+		cctx, cancel := context.WithTimeout(bg, fullSyncTimeout)
+		defer cancel()
+		if err := svc.RefreshClients(cctx); err != nil && bg.Err() == nil {
+			log.Warn("client list reload failed", "err", err.Error())
 		}
 	})
 	go every(bg, 5*time.Minute, func() {

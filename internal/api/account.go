@@ -65,7 +65,7 @@ func (s *server) handleSignup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticate(r)
+	p, err := s.authenticateUser(r)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -86,22 +86,23 @@ type sessionJSON struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	UserAgent  string    `json:"user_agent"`
 	IP         string    `json:"ip"`
+	ClientID   string    `json:"client_id"`
 	Current    bool      `json:"current"`
 }
 
-func sessionsView(list []tokens.Session, current uuid.UUID) []sessionJSON {
+func (s *server) sessionsView(list []tokens.Session, current uuid.UUID) []sessionJSON {
 	out := make([]sessionJSON, 0, len(list))
-	for _, s := range list {
+	for _, ss := range list {
 		out = append(out, sessionJSON{
-			ID: s.ID.String(), CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
-			UserAgent: s.UserAgent, IP: s.IP, Current: s.ID == current,
+			ID: ss.ID.String(), CreatedAt: ss.CreatedAt.UTC(), LastUsedAt: ss.LastUsedAt.UTC(), ExpiresAt: ss.ExpiresAt.UTC(),
+			UserAgent: ss.UserAgent, IP: ss.IP, ClientID: s.svc.SessionClientID(ss), Current: ss.ID == current,
 		})
 	}
 	return out
 }
 
 func (s *server) handleSessions(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticate(r)
+	p, err := s.authenticateUser(r)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -111,7 +112,7 @@ func (s *server) handleSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, sessionsView(list, p.SessionID))
+	writeJSON(w, http.StatusOK, s.sessionsView(list, p.SessionID))
 }
 
 // sessionsPage reads one page of a user's sessions (?limit=, ?cursor=) and
@@ -147,7 +148,7 @@ func pathID(r *http.Request, what string) (uuid.UUID, error) {
 }
 
 func (s *server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticate(r)
+	p, err := s.authenticateUser(r)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -165,7 +166,7 @@ func (s *server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handlePassword(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticate(r)
+	p, err := s.authenticateUser(r)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

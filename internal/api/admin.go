@@ -81,7 +81,7 @@ func (s *server) handleAdminUserSessions(w http.ResponseWriter, r *http.Request,
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, sessionsView(list, uuid.Nil))
+	writeJSON(w, http.StatusOK, s.sessionsView(list, uuid.Nil))
 }
 
 func (s *server) handleAdminRevokeUserSessions(w http.ResponseWriter, r *http.Request, admin tokens.Principal) {

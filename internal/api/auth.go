@@ -35,6 +35,18 @@ func (s *server) authenticate(r *http.Request) (tokens.Principal, error) {
 	return s.svc.Authenticate(tok)
 }
 
+// authenticateUser is authenticate for endpoints that act for a user
+// (/me, /sessions, /password): a client's own client_credentials token acts
+// for none and is refused with 403.
+func (s *server) authenticateUser(r *http.Request) (tokens.Principal, error) {
+	p, err := s.authenticate(r)
+	if err == nil && p.IsClient() {
+		return p, &httpError{status: http.StatusForbidden, code: codeInsufficientScope,
+			msg: "a client's own token (client_credentials) acts for no user"}
+	}
+	return p, err
+}
+
 // withRole authenticates and requires one of roles.
 func (s *server) withRole(r *http.Request, roles ...string) (tokens.Principal, error) {
 	p, err := s.authenticate(r)

@@ -153,3 +153,38 @@ func (f *ctFaultyStore) Ping(ctx context.Context) error {
 	}
 	return f.Store.Ping(ctx)
 }
+
+func (f *ctFaultyStore) CreateClient(ctx context.Context, c tokens.Client) error {
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Store.CreateClient(ctx, c)
+}
+
+func (f *ctFaultyStore) Client(ctx context.Context, id string) (tokens.Client, error) {
+	if err := f.err(); err != nil {
+		return tokens.Client{}, err
+	}
+	return f.Store.Client(ctx, id)
+}
+
+func (f *ctFaultyStore) Clients(ctx context.Context) ([]tokens.Client, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.Clients(ctx)
+}
+
+func (f *ctFaultyStore) UpdateClient(ctx context.Context, u tokens.ClientUpdate) (tokens.Client, []tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return tokens.Client{}, nil, err
+	}
+	return f.Store.UpdateClient(ctx, u)
+}
+
+func (f *ctFaultyStore) DeleteClient(ctx context.Context, id string, r tokens.ClientRevocation) ([]tokens.Revocation, error) {
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return f.Store.DeleteClient(ctx, id, r)
+}

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -172,8 +173,11 @@ func TestContract(t *testing.T) {
 			status: 400, code: "invalid_request", check: ctSpecInvalid})
 		e.do(t, base, ctCall{method: "POST", path: "/token", form: url.Values{"username": {alice}, "password": {pw}},
 			status: 400, code: "invalid_request", check: ctSpecInvalid})
-		e.do(t, base, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"client_credentials"}},
+		e.do(t, base, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"authorization_code"}},
 			status: 400, code: "unsupported_grant_type", check: ctSpecInvalid})
+		// The default client is public: client_credentials is not its grant.
+		e.do(t, base, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"client_credentials"}},
+			status: 400, code: "unauthorized_client"})
 		e.do(t, base, ctCall{method: "POST", path: "/token", raw: "grant_type=password&grant_type=password", ctype: "application/x-www-form-urlencoded",
 			status: 400, code: "invalid_request", check: ctSpecUnchecked})
 		e.do(t, base, ctCall{method: "POST", path: "/token", raw: ctBigJSON(), ctype: "application/json",
@@ -477,6 +481,113 @@ func TestContract(t *testing.T) {
 		e.do(t, base, ctCall{method: "GET", path: "/admin/audit", status: 401, code: "invalid_token"})
 	})
 
+	t.Run("clients", func(t *testing.T) {
+		at := admin.AccessToken
+		basic := func(id, secret string) string {
+			return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+		}
+		var list []map[string]any
+		e.do(t, base, ctCall{method: "GET", path: "/admin/clients", token: at, status: 200}).decode(t, &list)
+		if len(list) == 0 || list[len(list)-1]["default"] != true {
+			t.Errorf("client list without the default client: %v", list)
+		}
+		var rs map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", token: at, status: 201,
+			body: ctObj{"client_id": "ct-rs", "type": "confidential", "roles": []string{"introspect"}, "audience": "feed"}}).decode(t, &rs)
+		secret, _ := rs["client_secret"].(string)
+		if secret == "" {
+			t.Fatalf("a confidential client's creation did not show its secret: %v", rs)
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", token: at, status: 409, code: "conflict",
+			body: ctObj{"client_id": "ct-rs", "type": "public"}})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", token: at, status: 400, code: "invalid_request",
+			body: ctObj{"client_id": "ct-bad", "type": "public", "grant_types": []string{"client_credentials"}}})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", token: at, status: 400, code: "invalid_request", check: ctSpecInvalid,
+			body: ctObj{"client_id": "ct-bad"}})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", token: intro.AccessToken, status: 403, code: "insufficient_scope",
+			body: ctObj{"client_id": "ct-x", "type": "public"}})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/clients", status: 401, code: "invalid_token"})
+		var got map[string]any
+		e.do(t, base, ctCall{method: "GET", path: "/admin/clients/ct-rs", token: at, status: 200}).decode(t, &got)
+		if _, leaked := got["client_secret"]; leaked {
+			t.Error("GET /admin/clients/{id} shows the secret")
+		}
+		e.do(t, base, ctCall{method: "GET", path: "/admin/clients/nobody", token: at, status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/clients/ct-rs", token: intro.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/clients/ct-rs", status: 401, code: "invalid_token"})
+
+		// client_credentials, Basic and post.
+		var cc map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/token", auth: basic("ct-rs", secret), form: url.Values{"grant_type": {"client_credentials"}}, status: 200}).decode(t, &cc)
+		ccTok, _ := cc["access_token"].(string)
+		if _, ok := cc["refresh_token"]; ok || ccTok == "" {
+			t.Fatalf("client_credentials answer: %v", cc)
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"client_credentials"}, "client_id": {"ct-rs"}, "client_secret": {secret}}, status: 200})
+		e.do(t, base, ctCall{method: "POST", path: "/token", auth: basic("ct-rs", "wrong"), form: url.Values{"grant_type": {"client_credentials"}}, status: 401, code: "invalid_client"})
+		e.do(t, base, ctCall{method: "POST", path: "/token", auth: basic("ct-rs", secret), form: url.Values{"grant_type": {"password"}, "username": {adminEmail}, "password": {pw}}, status: 400, code: "unauthorized_client"})
+		e.do(t, base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": admin.RefreshToken, "client_id": "nobody"}, status: 401, code: "invalid_client"})
+		// The client token reads the feed and introspects; client
+		// authentication introspects too.
+		e.do(t, base, ctCall{method: "GET", path: "/revocations", token: ccTok, status: 200})
+		var in map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", auth: basic("ct-rs", secret), form: url.Values{"token": {ccTok}}, status: 200}).decode(t, &in)
+		if in["active"] != true || in["sub"] != "ct-rs" || in["client_id"] != "ct-rs" || in["token_type"] != "Bearer" {
+			t.Errorf("introspection of a client token: %v", in)
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/introspect", auth: basic("ct-rs", "wrong"), form: url.Values{"token": {ccTok}}, status: 401, code: "invalid_client"})
+		e.do(t, base, ctCall{method: "GET", path: "/me", token: ccTok, status: 403, code: "insufficient_scope"})
+		// A client revokes its own tokens only.
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", auth: basic("ct-rs", secret), form: url.Values{"token": {admin.AccessToken}}, status: 400, code: "unauthorized_client"})
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", auth: basic("ct-rs", "wrong"), form: url.Values{"token": {ccTok}}, status: 401, code: "invalid_client"})
+		e.do(t, base, ctCall{method: "POST", path: "/revoke", auth: basic("ct-rs", secret), form: url.Values{"token": {ccTok}}, status: 200})
+		e.do(t, base, ctCall{method: "GET", path: "/revocations", token: ccTok, status: 401, code: "invalid_token"})
+
+		var upd map[string]any
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/clients/ct-rs", token: at, status: 200, body: ctObj{"name": "Resource server"}}).decode(t, &upd)
+		if upd["name"] != "Resource server" {
+			t.Errorf("PATCH answered %v", upd)
+		}
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/clients/ct-rs", token: at, status: 400, code: "invalid_request", body: ctObj{"audience": ""}, check: ctSpecInvalid})
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/clients/nobody", token: at, status: 404, code: "not_found", body: ctObj{"name": "x"}})
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/clients/ct-rs", token: intro.AccessToken, status: 403, code: "insufficient_scope", body: ctObj{"name": "x"}})
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/clients/ct-rs", status: 401, code: "invalid_token", body: ctObj{"name": "x"}})
+		var rot map[string]string
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients/ct-rs/secret", token: at, status: 200}).decode(t, &rot)
+		if rot["client_secret"] == "" || rot["client_secret"] == secret {
+			t.Errorf("rotation answered %v", rot)
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/token", auth: basic("ct-rs", secret), form: url.Values{"grant_type": {"client_credentials"}}, status: 401, code: "invalid_client"})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", token: at, status: 201, body: ctObj{"client_id": "ct-spa", "type": "public",
+			"allowed_origins": []string{"https://spa.example"}, "audience": "spa-api"}})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients/ct-spa/secret", token: at, status: 400, code: "invalid_request"})
+		e.do(t, base, ctCall{method: "GET", path: "/admin/clients", token: intro.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", status: 401, code: "invalid_token", body: ctObj{"client_id": "ct-x", "type": "public"}})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients", token: at, raw: ctBigJSON(), ctype: "application/json", status: 413, code: "request_too_large", check: ctSpecUnchecked})
+		e.do(t, base, ctCall{method: "PATCH", path: "/admin/clients/ct-spa", token: at, raw: ctBigJSON(), ctype: "application/json", status: 413, code: "request_too_large", check: ctSpecUnchecked})
+		var cc2 map[string]any
+		e.do(t, base, ctCall{method: "POST", path: "/token", auth: basic("ct-rs", rot["client_secret"]), form: url.Values{"grant_type": {"client_credentials"}}, status: 200}).decode(t, &cc2)
+		clientTok, _ := cc2["access_token"].(string)
+		// A client's own token acts for no user.
+		for _, c := range []ctCall{
+			{method: "GET", path: "/sessions"},
+			{method: "DELETE", path: "/sessions/" + uuid.NewString()},
+			{method: "POST", path: "/password", body: ctObj{"current_password": pw, "new_password": pw}},
+		} {
+			c.token, c.status, c.code = clientTok, 403, "insufficient_scope"
+			e.do(t, base, c)
+		}
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients/nobody/secret", token: at, status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients/ct-rs/secret", token: intro.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "POST", path: "/admin/clients/ct-rs/secret", status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/clients/default", token: at, status: 400, code: "invalid_request"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/clients/ct-rs", token: intro.AccessToken, status: 403, code: "insufficient_scope"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/clients/ct-rs", status: 401, code: "invalid_token"})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/clients/ct-rs", token: at, status: 204})
+		e.do(t, base, ctCall{method: "DELETE", path: "/admin/clients/ct-rs", token: at, status: 404, code: "not_found"})
+		e.do(t, base, ctCall{method: "POST", path: "/token", auth: basic("ct-rs", rot["client_secret"]), form: url.Values{"grant_type": {"client_credentials"}}, status: 401, code: "invalid_client"})
+	})
+
 	t.Run("revocation feed", func(t *testing.T) {
 		var feed struct {
 			Cursor   string              `json:"cursor"`
@@ -546,6 +657,12 @@ func TestContract(t *testing.T) {
 			{method: "DELETE", path: "/admin/sessions/" + grace.SessionID, token: at},
 			{method: "GET", path: "/admin/audit", token: at},
 			{method: "GET", path: "/revocations", token: at},
+			{method: "GET", path: "/admin/clients", token: at},
+			{method: "POST", path: "/admin/clients", token: at, body: ctObj{"client_id": "ct-new", "type": "public"}},
+			{method: "GET", path: "/admin/clients/ct-spa", token: at},
+			{method: "PATCH", path: "/admin/clients/ct-spa", token: at, body: ctObj{"name": "SPA"}},
+			{method: "POST", path: "/admin/clients/ct-spa/secret", token: at},
+			{method: "DELETE", path: "/admin/clients/ct-spa", token: at},
 		}
 		for _, fault := range []struct {
 			err    error

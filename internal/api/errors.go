@@ -25,6 +25,8 @@ const (
 	codeUnavailable          = "temporarily_unavailable"
 	codeServerError          = "server_error"
 	codeAccessDenied         = "access_denied"
+	codeInvalidClient        = "invalid_client"
+	codeUnauthorizedClient   = "unauthorized_client"
 )
 
 // httpError is an error the API layer raises itself, with its status.
@@ -53,6 +55,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		status, code, msg, retryAfter = he.status, he.code, he.msg, he.retryAfter
 	case errors.Is(err, tokens.ErrUnavailable):
 		status, code, msg, retryAfter = http.StatusServiceUnavailable, codeUnavailable, "the service is temporarily unavailable; retry shortly", 1
+	case errors.Is(err, tokens.ErrInvalidClient):
+		status, code, msg = http.StatusUnauthorized, codeInvalidClient, err.Error()
+	case errors.Is(err, tokens.ErrUnauthorizedClient):
+		status, code, msg = http.StatusBadRequest, codeUnauthorizedClient, err.Error()
 	case errors.Is(err, tokens.ErrInvalidGrant):
 		status, code, msg = http.StatusBadRequest, codeInvalidGrant, err.Error()
 	case errors.Is(err, tokens.ErrInvalidInput):
@@ -69,7 +75,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "status", status, "err", err.Error())
 	}
-	if status == http.StatusUnauthorized {
+	switch {
+	case code == codeInvalidClient: // RFC 6749 §5.2
+		w.Header().Set("WWW-Authenticate", `Basic realm="rotor", charset="UTF-8"`)
+	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
 	if status == http.StatusForbidden && code == codeInsufficientScope {

@@ -18,22 +18,26 @@ func (s *server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 func (s *server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                           s.issuer,
-		"token_endpoint":                                   s.issuer + "/token",
-		"revocation_endpoint":                              s.issuer + "/revoke",
-		"introspection_endpoint":                           s.issuer + "/introspect",
-		"jwks_uri":                                         s.issuer + "/.well-known/jwks.json",
-		"grant_types_supported":                            []string{"password", "refresh_token"},
-		"response_types_supported":                         []string{},
-		"token_endpoint_auth_methods_supported":            []string{"none"},
-		"revocation_endpoint_auth_methods_supported":       []string{"none"},
-		"introspection_endpoint_auth_methods_supported":    []string{"bearer"},
-		"token_endpoint_auth_signing_alg_values_supported": []string{s.svc.Keys().Alg()},
+		"issuer":                                        s.issuer,
+		"token_endpoint":                                s.issuer + "/token",
+		"revocation_endpoint":                           s.issuer + "/revoke",
+		"introspection_endpoint":                        s.issuer + "/introspect",
+		"jwks_uri":                                      s.issuer + "/.well-known/jwks.json",
+		"grant_types_supported":                         []string{"password", "refresh_token", "client_credentials"},
+		"response_types_supported":                      []string{},
+		"token_endpoint_auth_methods_supported":         clientAuthMethods,
+		"revocation_endpoint_auth_methods_supported":    clientAuthMethods,
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "bearer"},
 		// Not in RFC 8414: what a client's retry of a lost refresh reply
 		// must stay inside (a retry after the window is reuse).
 		"rotor_refresh_reuse_grace_seconds": s.svc.Config().ReuseGrace.Seconds(),
 	})
 }
+
+// clientAuthMethods are the RFC 7591 names of the client authentication
+// Rotor accepts: public clients (none: client_id only, or no client for the
+// default one) and confidential clients' secrets.
+var clientAuthMethods = []string{"none", "client_secret_basic", "client_secret_post"}
 
 func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

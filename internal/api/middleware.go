@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -180,13 +181,15 @@ func (s *server) cors(next http.Handler) http.Handler {
 	})
 }
 
+// originAllowed reports whether origin may call Rotor with credentials at
+// all (CORS): CORS_ALLOWED_ORIGINS, or an origin of any enabled client.
 func (s *server) originAllowed(origin string) bool {
-	for _, o := range s.opts.CORSAllowedOrigins {
-		if o == origin {
-			return true
-		}
-	}
-	return false
+	return s.originListed(origin) || slices.Contains(s.svc.AllowedOrigins(), origin)
+}
+
+// originListed reports whether origin is in CORS_ALLOWED_ORIGINS.
+func (s *server) originListed(origin string) bool {
+	return slices.Contains(s.opts.CORSAllowedOrigins, origin)
 }
 
 // clientIP is the request's client address, as observe worked it out.

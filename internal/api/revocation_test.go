@@ -140,7 +140,7 @@ func TestRevokeAndIntrospect(t *testing.T) {
 		return r.json(t)
 	}
 	got := introspect(a.AccessToken, admin)
-	if got["active"] != true || got["sid"] != a.SessionID || got["token_type"] != "access_token" || got["roles"] == nil {
+	if got["active"] != true || got["sid"] != a.SessionID || got["token_type"] != "Bearer" || got["client_id"] != "default" || got["roles"] == nil {
 		t.Fatalf("introspect active: %v", got)
 	}
 	ts.post("/introspect", mustJSON(map[string]string{"token": a.AccessToken}), b.AccessToken).wantError(t, 403, "insufficient_scope")

@@ -10,7 +10,8 @@ import (
 )
 
 // tokenRequest is the body of POST /token and POST /refresh, as JSON or
-// as an RFC 6749 form. scope and client_id are accepted and ignored.
+// as an RFC 6749 form. scope is accepted and ignored; client_id and
+// client_secret name the client (or HTTP Basic does).
 type tokenRequest struct {
 	GrantType    string `json:"grant_type"`
 	Username     string `json:"username"`
@@ -18,6 +19,15 @@ type tokenRequest struct {
 	RefreshToken string `json:"refresh_token"`
 	Scope        string `json:"scope"`
 	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+// clientTokenResponse is the answer to client_credentials: no refresh
+// token, no session (RFC 6749 §4.4.3).
+type clientTokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
 }
 
 type tokenResponse struct {
@@ -30,12 +40,8 @@ type tokenResponse struct {
 }
 
 func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
-	if err := s.checkCookieSetter(r); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
 	var req tokenRequest
-	form, err := decodeBody(w, r, &req, !s.opts.RefreshCookie, false)
+	form, err := decodeBody(w, r, &req, true, false)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -48,19 +54,43 @@ func (s *server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch grant {
-	case "password":
-		s.login(w, r, req)
-	case "refresh_token":
-		s.refresh(w, r, req.RefreshToken, false)
+	case "password", "refresh_token", "client_credentials":
 	case "":
 		writeError(w, r, s.log, badRequest("grant_type is required"))
+		return
 	default:
 		writeError(w, r, s.log, &httpError{status: http.StatusBadRequest, code: codeUnsupportedGrantType,
-			msg: "grant_type must be password or refresh_token"})
+			msg: "grant_type must be password, refresh_token or client_credentials"})
+		return
+	}
+	c, ok := s.authClient(w, r, req.ClientID, req.ClientSecret)
+	if !ok {
+		return
+	}
+	if grant != "client_credentials" && s.usesCookie(c) {
+		if err := s.checkCookieSetter(r, c); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+	}
+	switch grant {
+	case "password":
+		s.login(w, r, c, req)
+	case "refresh_token":
+		s.refresh(w, r, c, req.RefreshToken, false)
+	default:
+		pair, err := s.svc.ClientCredentials(r.Context(), c)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		writeJSON(w, http.StatusOK, clientTokenResponse{AccessToken: pair.AccessToken, TokenType: "Bearer", ExpiresIn: pair.ExpiresIn})
 	}
 }
 
-func (s *server) login(w http.ResponseWriter, r *http.Request, req tokenRequest) {
+func (s *server) login(w http.ResponseWriter, r *http.Request, c tokens.Client, req tokenRequest) {
 	if req.Username == "" || req.Password == "" {
 		writeError(w, r, s.log, badRequest("username and password are required"))
 		return
@@ -74,7 +104,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request, req tokenRequest)
 	}
 	var pair tokens.TokenPair
 	err = s.hashing(r, func() (err error) {
-		pair, err = s.svc.Login(r.Context(), req.Username, req.Password, s.client(r))
+		pair, err = s.svc.LoginClient(r.Context(), c, req.Username, req.Password, s.client(r))
 		return err
 	})
 	attempt.done(errors.Is(err, tokens.ErrInvalidGrant))
@@ -85,16 +115,12 @@ func (s *server) login(w http.ResponseWriter, r *http.Request, req tokenRequest)
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.writeTokens(w, pair)
+	s.writeTokens(w, c, pair)
 }
 
 func (s *server) handleRefresh(w http.ResponseWriter, r *http.Request) {
-	if err := s.checkCookieSetter(r); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
 	var req tokenRequest
-	if _, err := decodeBody(w, r, &req, !s.opts.RefreshCookie, true); err != nil {
+	if _, err := decodeBody(w, r, &req, true, true); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -107,22 +133,35 @@ func (s *server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, badRequest("POST /refresh takes a refresh_token, not credentials"))
 		return
 	}
-	s.refresh(w, r, req.RefreshToken, true)
+	c, ok := s.authClient(w, r, req.ClientID, req.ClientSecret)
+	if !ok {
+		return
+	}
+	if s.usesCookie(c) {
+		if err := s.checkCookieSetter(r, c); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+	}
+	s.refresh(w, r, c, req.RefreshToken, true)
 }
 
-// checkCookieSetter is browser mode's CSRF defence for /token and /refresh,
-// whose every success sets the refresh cookie. It runs before the body is
-// read, so a refused request changes nothing and sets no cookie.
+// checkCookieSetter is browser mode's CSRF defence for /token and /refresh
+// of a public client c, whose every success sets the refresh cookie. It
+// runs before anything is decided, so a refused request changes nothing and
+// sets no cookie.
 //
 // The body must be JSON (or absent, for /refresh): a form, multipart or
 // text/plain body is what any web page can send cross-site without a CORS
 // preflight, for instance by auto-submitting an HTML form with an attacker's
 // credentials, whose answer would replace the victim's cookie with the
 // attacker's session (login CSRF). And, whatever the body, the request must
-// carry an Origin listed in CORS_ALLOWED_ORIGINS. Body mode is unchanged:
-// non-browser clients keep the RFC 6749 form grant.
-func (s *server) checkCookieSetter(r *http.Request) error {
-	if !s.opts.RefreshCookie {
+// carry an Origin allowed for c (the default client's are
+// CORS_ALLOWED_ORIGINS). Body mode is unchanged: non-browser clients keep the
+// RFC 6749 form grant, and so do confidential clients, which never get the
+// cookie.
+func (s *server) checkCookieSetter(r *http.Request, c tokens.Client) error {
+	if !s.usesCookie(c) {
 		return nil
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -131,9 +170,9 @@ func (s *server) checkCookieSetter(r *http.Request) error {
 				"a form, multipart or text/plain body could come from any web page (CSRF defence)")
 		}
 	}
-	if origin := r.Header.Get("Origin"); origin == "" || !s.originAllowed(origin) {
+	if origin := r.Header.Get("Origin"); !s.clientAllowsOrigin(c, origin) {
 		return &httpError{status: http.StatusForbidden, code: codeAccessDenied,
-			msg: "in browser mode (REFRESH_COOKIE=true) this endpoint needs an Origin listed in CORS_ALLOWED_ORIGINS (CSRF defence)"}
+			msg: "in browser mode (REFRESH_COOKIE=true) this endpoint needs an Origin allowed for the client (CORS_ALLOWED_ORIGINS for the default client; CSRF defence)"}
 	}
 	return nil
 }
@@ -166,10 +205,10 @@ func (s *server) hashing(r *http.Request, fn func() error) error {
 
 // refresh rotates the token from the body, or in browser mode from the
 // cookie, which then must come with an allowed Origin (CSRF defence).
-func (s *server) refresh(w http.ResponseWriter, r *http.Request, token string, cookieOK bool) {
+func (s *server) refresh(w http.ResponseWriter, r *http.Request, c tokens.Client, token string, cookieOK bool) {
 	if token == "" && cookieOK {
 		var err error
-		if token, err = s.cookieToken(r); err != nil {
+		if token, err = s.cookieToken(r, c); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -179,14 +218,14 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, token string, c
 		return
 	}
 	client := s.client(r)
-	pair, err := s.svc.Refresh(r.Context(), token, client)
+	pair, err := s.svc.RefreshClient(r.Context(), c, token, client)
 	if err != nil {
 		if tokens.IsReuse(err) {
 			s.metrics.reuse.Inc()
 			s.metrics.revocations.WithLabelValues(tokens.ReasonReuseDetected).Inc()
 		}
 		if errors.Is(err, tokens.ErrInvalidGrant) {
-			s.clearCookie(w) // the token is dead for good; a 503 keeps it
+			s.clearCookie(w, c) // the token is dead for good; a 503 keeps it
 			// Only failures are limited, charged after the token was judged:
 			// a valid token always rotates; a client over its failure budget
 			// gets 429 for its failures.
@@ -196,35 +235,35 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, token string, c
 		return
 	}
 	s.metrics.rotations.WithLabelValues("ok").Inc()
-	s.writeTokens(w, pair)
+	s.writeTokens(w, c, pair)
 }
 
 // cookieToken returns the browser-mode refresh cookie, "" if there is none,
 // and refuses it without an allowed Origin.
-func (s *server) cookieToken(r *http.Request) (string, error) {
-	if !s.opts.RefreshCookie {
+func (s *server) cookieToken(r *http.Request, app tokens.Client) (string, error) {
+	if !s.usesCookie(app) {
 		return "", nil
 	}
-	c, err := r.Cookie(RefreshCookieName)
+	c, err := r.Cookie(s.cookieName(app))
 	if err != nil || c.Value == "" {
 		return "", nil
 	}
-	if origin := r.Header.Get("Origin"); origin == "" || !s.originAllowed(origin) {
+	if origin := r.Header.Get("Origin"); !s.clientAllowsOrigin(app, origin) {
 		return "", &httpError{status: http.StatusForbidden, code: codeAccessDenied,
-			msg: "a cookie-authenticated request needs an Origin listed in CORS_ALLOWED_ORIGINS"}
+			msg: "a cookie-authenticated request needs an Origin allowed for the client (CORS_ALLOWED_ORIGINS for the default client)"}
 	}
 	return c.Value, nil
 }
 
-func (s *server) writeTokens(w http.ResponseWriter, p tokens.TokenPair) {
+func (s *server) writeTokens(w http.ResponseWriter, c tokens.Client, p tokens.TokenPair) {
 	resp := tokenResponse{
 		AccessToken: p.AccessToken, TokenType: "Bearer", ExpiresIn: p.ExpiresIn,
 		RefreshToken: p.RefreshToken, RefreshTokenExpiresIn: p.RefreshExpiresIn,
 		SessionID: p.SessionID.String(),
 	}
-	if s.opts.RefreshCookie {
+	if s.usesCookie(c) {
 		http.SetCookie(w, &http.Cookie{
-			Name: RefreshCookieName, Value: p.RefreshToken, Path: "/",
+			Name: s.cookieName(c), Value: p.RefreshToken, Path: "/",
 			MaxAge: int(p.RefreshExpiresIn), HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
 		})
 		resp.RefreshToken = ""
@@ -234,9 +273,9 @@ func (s *server) writeTokens(w http.ResponseWriter, p tokens.TokenPair) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *server) clearCookie(w http.ResponseWriter) {
-	if s.opts.RefreshCookie {
-		http.SetCookie(w, &http.Cookie{Name: RefreshCookieName, Value: "", Path: "/", MaxAge: -1,
+func (s *server) clearCookie(w http.ResponseWriter, c tokens.Client) {
+	if s.usesCookie(c) {
+		http.SetCookie(w, &http.Cookie{Name: s.cookieName(c), Value: "", Path: "/", MaxAge: -1,
 			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	}
 }
@@ -245,6 +284,8 @@ func (s *server) clearCookie(w http.ResponseWriter) {
 type logoutRequest struct {
 	RefreshToken string `json:"refresh_token"`
 	Scope        string `json:"scope"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
 }
 
 func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
@@ -258,8 +299,20 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lr := tokens.LogoutRequest{RefreshToken: req.RefreshToken, Global: req.Scope == "global", Client: s.client(r)}
+	// The client matters only for a refresh token (whose cookie, and whose
+	// session, it names); a bearer token speaks for itself.
+	var app tokens.Client
+	if hasClientCredentials(r, req.ClientSecret) || req.ClientID != "" {
+		var ok bool
+		if app, ok = s.authClient(w, r, req.ClientID, req.ClientSecret); !ok {
+			return
+		}
+	} else {
+		app = s.svc.DefaultClient()
+	}
+	lr.App = &app
 	if lr.RefreshToken == "" {
-		tok, err := s.cookieToken(r)
+		tok, err := s.cookieToken(r, app)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -270,6 +323,9 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	// carries a refresh token: a user whose 15-minute token lapsed still
 	// ends the session. Without a refresh token it is a 401.
 	tok, authErr := bearer(r)
+	if hasClientCredentials(r, req.ClientSecret) {
+		tok, authErr = "", nil // Authorization carried the client's Basic credentials
+	}
 	if authErr == nil && tok != "" {
 		p, err := s.svc.Authenticate(tok)
 		if err == nil {
@@ -293,7 +349,7 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		reason = tokens.ReasonLogoutAll
 	}
 	s.metrics.revocations.WithLabelValues(reason).Inc()
-	s.clearCookie(w)
+	s.clearCookie(w, app)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -307,6 +363,7 @@ type revokeRequest struct {
 	Token         string `json:"token"`
 	TokenTypeHint string `json:"token_type_hint"`
 	ClientID      string `json:"client_id"`
+	ClientSecret  string `json:"client_secret"`
 }
 
 func (s *server) handleRevoke(w http.ResponseWriter, r *http.Request) {
@@ -322,7 +379,11 @@ func (s *server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if !s.limit(w, r, s.revokeLimit, s.subject(r).key("revoke"), s.now(), "revoke") {
 		return
 	}
-	if err := s.svc.RevokeToken(r.Context(), req.Token, req.TokenTypeHint, s.client(r)); err != nil {
+	c, ok := s.authClient(w, r, req.ClientID, req.ClientSecret)
+	if !ok {
+		return
+	}
+	if err := s.svc.RevokeTokenFor(r.Context(), c, req.Token, req.TokenTypeHint, s.client(r)); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -335,6 +396,7 @@ func (s *server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // is {"active": false} and nothing more.
 type introspection struct {
 	Active    bool     `json:"active"`
+	ClientID  string   `json:"client_id,omitempty"`
 	Sub       string   `json:"sub,omitempty"`
 	Sid       string   `json:"sid,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
@@ -346,13 +408,26 @@ type introspection struct {
 	TokenType string   `json:"token_type,omitempty"`
 }
 
+// handleIntrospect answers RFC 7662 for a caller with role admin or
+// introspect: a bearer token that has it, or a confidential client that
+// authenticates (client_secret_basic or client_secret_post) and holds it.
 func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.withRole(r, "admin", "introspect"); err != nil {
+	var req revokeRequest
+	if _, err := decodeBody(w, r, &req, true, false); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	var req revokeRequest
-	if _, err := decodeBody(w, r, &req, true, false); err != nil {
+	if hasClientCredentials(r, req.ClientSecret) {
+		c, ok := s.authClient(w, r, req.ClientID, req.ClientSecret)
+		if !ok {
+			return
+		}
+		if !tokens.HasRole(c.Roles, "admin", "introspect") {
+			writeError(w, r, s.log, &httpError{status: http.StatusForbidden, code: codeInsufficientScope,
+				msg: "this client may not introspect: it needs role introspect"})
+			return
+		}
+	} else if _, err := s.withRole(r, "admin", "introspect"); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -367,8 +442,8 @@ func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, introspection{
-		Active: true, Sub: p.UserID.String(), Sid: p.SessionID.String(), Jti: p.TokenID.String(),
+		Active: true, ClientID: p.ClientID, Sub: p.Subject(), Sid: p.SessionID.String(), Jti: p.TokenID.String(),
 		Exp: p.ExpiresAt.Unix(), Iat: p.IssuedAt.Unix(), Iss: p.Issuer, Aud: p.Audience,
-		Roles: p.Roles, TokenType: "access_token",
+		Roles: p.Roles, TokenType: "Bearer", // RFC 7662 §2.2 → RFC 6749 §5.1
 	})
 }
