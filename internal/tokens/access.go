@@ -73,11 +73,11 @@ type AccessTokens struct {
 	// audienceOf returns the audience of a client's tokens; false for an
 	// unknown client, whose tokens are refused.
 	audienceOf func(clientID string) (string, bool)
-	ttl      time.Duration
-	now      func() time.Time
-	parser   *jwt.Parser
-	method   jwt.SigningMethod
-	cache    *verifyCache
+	ttl        time.Duration
+	now        func() time.Time
+	parser     *jwt.Parser
+	method     jwt.SigningMethod
+	cache      *verifyCache
 }
 
 // NewAccessTokens returns a signer and verifier for keys.
