@@ -151,6 +151,7 @@ func TestFeedOutage(t *testing.T) {
 		t.Errorf("Status while stale: %+v", st)
 	}
 	// Fail open: accepted, but what it knew is still refused.
+	eventually(t, 4*time.Second, "FailOpen stale too", func() bool { return open.Status().Stale })
 	if _, err := open.Verify(context.Background(), stays.Access); err != nil {
 		t.Errorf("FailOpen while stale: %v", err)
 	}
