@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // resourceServer is a tiny resource server behind v: GET /whoami answers
@@ -546,5 +548,51 @@ func TestFeedTokenRevoked(t *testing.T) {
 	})
 	if st := v.Status(); st.Stale || st.FeedError != "" {
 		t.Errorf("Status: %+v", st)
+	}
+}
+
+// ccSource fetches a new client_credentials token on each call.
+type ccSource struct{ cfg *clientcredentials.Config }
+
+func (s ccSource) Token() (*oauth2.Token, error) { return s.cfg.Token(context.Background()) }
+
+// TestClientCredentialsFeed is the production set-up: the feed is read with
+// Rotor's client_credentials grant (client_secret_basic) for a confidential
+// client with role introspect. Disabling the client ends its tokens; the
+// verifier reports it and recovers once the client is enabled again. A
+// caching source (clientcredentials.Config.TokenSource) cannot recover
+// before its token expires, and the error says so.
+func TestClientCredentialsFeed(t *testing.T) {
+	r := startRotor(t, rotorOpts{})
+	admin := r.login(adminEmail, adminPassword)
+	var client struct {
+		Secret string `json:"client_secret"`
+	}
+	r.must(201, "POST", "/admin/clients", admin.Access, map[string]any{"client_id": "bank-feed", "type": "confidential", "roles": []string{"introspect"}}, &client)
+	cc := &clientcredentials.Config{ClientID: "bank-feed", ClientSecret: client.Secret, TokenURL: r.base + "/token", AuthStyle: oauth2.AuthStyleInHeader}
+	fetching, _ := newVerifier(t, r, ccSource{cc}, nil)
+	caching, _ := newVerifier(t, r, cc.TokenSource(context.Background()), nil)
+	tk := r.user("sam@example.test")
+	r.must(204, "POST", "/logout", tk.Access, nil, nil)
+	for _, v := range []*Verifier{fetching, caching} {
+		eventually(t, 4*time.Second, "a logout, feed read with client credentials", func() bool {
+			_, err := v.Verify(context.Background(), tk.Access)
+			return errors.Is(err, ErrRevoked)
+		})
+	}
+
+	r.must(200, "PATCH", "/admin/clients/bank-feed", admin.Access, map[string]any{"disabled": true}, nil)
+	eventually(t, 4*time.Second, "the feed's client disabled: reported", func() bool {
+		return strings.Contains(fetching.Status().FeedError, "invalid_client")
+	})
+	r.must(200, "PATCH", "/admin/clients/bank-feed", admin.Access, map[string]any{"disabled": false}, nil)
+	tk2 := r.user("tim@example.test")
+	r.must(204, "POST", "/logout", tk2.Access, nil, nil)
+	eventually(t, 4*time.Second, "a logout after the client was enabled again", func() bool {
+		_, err := fetching.Verify(context.Background(), tk2.Access)
+		return errors.Is(err, ErrRevoked)
+	})
+	if st := caching.Status(); !strings.Contains(st.FeedError, "gave again the token the issuer just refused") {
+		t.Errorf("a caching source after its token was refused: %q", st.FeedError)
 	}
 }

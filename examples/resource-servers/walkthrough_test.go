@@ -279,8 +279,13 @@ func TestWalkthrough(t *testing.T) {
 		return tk
 	}
 	admin := login("admin@example.com", "change-me-now")
+	var client struct {
+		Secret string `json:"client_secret"`
+	}
+	if st := call(t, "POST", B+"/admin/clients", admin.Access, map[string]any{"client_id": "resource-servers", "type": "confidential", "roles": []string{"introspect"}}, &client); st != 201 {
+		t.Fatalf("create the resource servers' client: %d", st)
+	}
 	for _, u := range []map[string]any{
-		{"email": "feed@example.com", "password": "feed-password", "roles": []string{"introspect"}},
 		{"email": "ada@example.com", "password": "ada-password", "roles": []string{}},
 		{"email": "bob@example.com", "password": "bob-password", "roles": []string{}},
 	} {
@@ -288,7 +293,7 @@ func TestWalkthrough(t *testing.T) {
 			t.Fatalf("create %v: %d", u["email"], st)
 		}
 	}
-	rsEnv := []string{"ROTOR_ISSUER=" + B, "ROTOR_SERVICE_EMAIL=feed@example.com", "ROTOR_SERVICE_PASSWORD=feed-password", "KEY_REFRESH_INTERVAL=1s"}
+	rsEnv := []string{"ROTOR_ISSUER=" + B, "ROTOR_CLIENT_ID=resource-servers", "ROTOR_CLIENT_SECRET=" + client.Secret, "KEY_REFRESH_INTERVAL=1s"}
 	bankAddr, retireAddr := freeAddr(t), freeAddr(t)
 	bank := start(t, "bank", bankBin, bankAddr, "/healthz", append(rsEnv, "ADDR="+bankAddr)...)
 	retire := start(t, "retirement", retireBin, retireAddr, "/healthz", append(rsEnv, "ADDR="+retireAddr)...)

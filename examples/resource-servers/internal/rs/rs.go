@@ -36,11 +36,12 @@ func Env(name, def string) string {
 //	ROTOR_ISSUER      Rotor's JWT_ISSUER (default http://localhost:8080)
 //	ROTOR_AUDIENCE    Rotor's JWT_AUDIENCE (default rotor)
 //	ROTOR_CLIENT_ID, ROTOR_CLIENT_SECRET
-//	                  a client with role introspect (client_credentials grant), or until
-//	                  Rotor has that grant:
+//	                  a confidential client with role introspect (client_credentials
+//	                  grant, client_secret_basic), or else:
 //	ROTOR_SERVICE_EMAIL, ROTOR_SERVICE_PASSWORD
 //	                  a user with role introspect, logged in with the password grant
-//	ALLOW_MISSING_CLIENT_ID  true (default) until Rotor's tokens carry client_id
+//	ALLOW_MISSING_CLIENT_ID  true: accept tokens without client_id (a Rotor older than
+//	                  its client support); default false
 //	KEY_REFRESH_INTERVAL, POLL_INTERVAL, STALE_AFTER  Go durations (verify's defaults)
 //	FAIL_OPEN         true: accept tokens while revocations are stale
 func Config(ctx context.Context, log *slog.Logger) (verify.Config, error) {
@@ -69,7 +70,7 @@ func Config(ctx context.Context, log *slog.Logger) (verify.Config, error) {
 		}
 		return d
 	}
-	c.AllowMissingClientID = boolean("ALLOW_MISSING_CLIENT_ID", true)
+	c.AllowMissingClientID = boolean("ALLOW_MISSING_CLIENT_ID", false)
 	c.FailOpen = boolean("FAIL_OPEN", false)
 	c.KeyRefreshInterval = duration("KEY_REFRESH_INTERVAL")
 	c.PollInterval = duration("POLL_INTERVAL")
