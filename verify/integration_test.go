@@ -349,9 +349,9 @@ func mustJSON(t testing.TB, v any) []byte {
 
 // TestClientIDRequirement: by default a token without client_id is refused
 // (RFC 9068 §2.2); AllowMissingClientID accepts it; a token that carries it
-// passes either way and ClaimsFrom shows it. Against today's Rotor, which
-// does not emit client_id yet, its own tokens are refused by default; once
-// it does, they are accepted, and this test says so.
+// passes either way and ClaimsFrom shows it. A Rotor from before its client
+// support emits no client_id, and its tokens are refused by default; one
+// that does has them accepted. The test logs which it met.
 func TestClientIDRequirement(t *testing.T) {
 	key := newKey(t)
 	r := startRotor(t, rotorOpts{keys: writeKeys(t, key)})
@@ -577,6 +577,27 @@ func TestClientCredentialsFeed(t *testing.T) {
 	for _, v := range []*Verifier{fetching, caching} {
 		eventually(t, 4*time.Second, "a logout, feed read with client credentials", func() bool {
 			_, err := v.Verify(context.Background(), tk.Access)
+			return errors.Is(err, ErrRevoked)
+		})
+	}
+
+	// A client's own token (sub = the client id) ends when it is disabled.
+	var batch struct {
+		Secret string `json:"client_secret"`
+	}
+	r.must(201, "POST", "/admin/clients", admin.Access, map[string]any{"client_id": "batch-job", "type": "confidential"}, &batch)
+	job, err := (&clientcredentials.Config{ClientID: "batch-job", ClientSecret: batch.Secret, TokenURL: r.base + "/token"}).Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := fetching.Verify(context.Background(), job.AccessToken)
+	if err != nil || c.Subject != "batch-job" || c.ClientID != "batch-job" {
+		t.Fatalf("a client_credentials token: %+v %v", c, err)
+	}
+	r.must(200, "PATCH", "/admin/clients/batch-job", admin.Access, map[string]any{"disabled": true}, nil)
+	for _, v := range []*Verifier{fetching, caching} {
+		eventually(t, 4*time.Second, "the token of a disabled client", func() bool {
+			_, err := v.Verify(context.Background(), job.AccessToken)
 			return errors.Is(err, ErrRevoked)
 		})
 	}

@@ -398,10 +398,11 @@ func (r *rotor) user(email string, roles ...string) tokens {
 	return r.login(email, "user password 1")
 }
 
-// serviceSource is the feed's token source until Rotor has the
-// client_credentials grant: it logs in the user svcEmail (role introspect)
-// with the RFC 6749 password grant and refreshes with the refresh token,
-// logging in again if that fails. The Verifier caches its tokens.
+// serviceSource is a feed token source for a user with role introspect
+// (svcEmail): it logs in with the RFC 6749 password grant and refreshes with
+// the refresh token, logging in again if that fails. The Verifier caches its
+// tokens. (TestClientCredentialsFeed covers the production source, Rotor's
+// client_credentials grant.)
 func (r *rotor) serviceSource() oauth2.TokenSource {
 	r.t.Helper()
 	admin := r.login(adminEmail, adminPassword)
@@ -441,9 +442,10 @@ func (s *loginSource) Token() (*oauth2.Token, error) {
 }
 
 // rotorEmitsClientID reports whether Rotor's access tokens carry client_id
-// (RFC 9068 §2.2). Today's server does not: the tests then verify with
-// AllowMissingClientID, and go over to the default (client_id required) by
-// themselves once it does. TestClientIDRequirement checks both sides.
+// (RFC 9068 §2.2). A Rotor from before its client support does not: the
+// tests then verify with AllowMissingClientID; against one that does they
+// use the default (client_id required). TestClientIDRequirement checks both
+// sides.
 func rotorEmitsClientID(t testing.TB, accessToken string) bool {
 	t.Helper()
 	var claims map[string]any
