@@ -32,6 +32,11 @@
 // client_id (RFC 9068 §2.2; Config.AllowMissingClientID for issuers that do
 // not emit it yet), and the denylist by sid and jti.
 //
+// A token that verified is remembered by its exact string (up to 4096), so
+// presenting it again costs a map lookup instead of a signature check; a hit
+// still needs the token unexpired and its key still in the current set, and
+// the denylist and staleness are checked on every call.
+//
 // Keys are refreshed every 5 minutes and at once (at most once per 10 s) when
 // a token names an unknown kid, so a key rotation at Rotor needs no restart;
 // each fetch replaces the whole set, so retired keys drop out, and a failed

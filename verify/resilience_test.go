@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -457,4 +458,49 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	if err := v2.WaitReady(context.Background()); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("WaitReady after the context ended: %v", err)
 	}
+}
+
+// TestVerifiedCache: a token verified once is served from the cache, yet
+// it still expires (clock moved past exp + leeway), callers get copies, and
+// the denylist still refuses it. (TestKeyRotation shows a cached token of a
+// removed key refused.)
+func TestVerifiedCache(t *testing.T) {
+	r := startRotor(t, rotorOpts{})
+	var offset atomic.Int64
+	v, _ := newVerifier(t, r, r.serviceSource(), func(c *Config) {
+		c.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+		c.StaleAfter = time.Hour
+	})
+	tk := r.user("uma@example.test", "customer")
+	ctx := context.Background()
+	c1, err := v.Verify(ctx, tk.Access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Roles[0] = "admin" // a caller scribbling on its claims
+	if _, ok := v.cachedClaims(tk.Access); !ok {
+		t.Fatal("a verified token is not cached")
+	}
+	c2, err := v.Verify(ctx, tk.Access)
+	if err != nil || c2.Roles[0] != "customer" || c2 == c1 {
+		t.Fatalf("a cache hit: %+v %v", c2, err)
+	}
+	offset.Store(int64(15*time.Minute + 20*time.Second)) // inside exp + 30 s leeway
+	if _, err := v.Verify(ctx, tk.Access); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	offset.Store(int64(15*time.Minute + 31*time.Second))
+	if _, err := v.Verify(ctx, tk.Access); !isRefused(err) || !strings.Contains(err.Error(), "token expired at") {
+		t.Fatalf("a cached token past exp + leeway: %v", err)
+	}
+	offset.Store(0)
+	other := r.user("val@example.test")
+	if _, err := v.Verify(ctx, other.Access); err != nil {
+		t.Fatal(err)
+	}
+	r.must(204, "POST", "/logout", other.Access, nil, nil)
+	eventually(t, 4*time.Second, "a cached token after logout", func() bool {
+		_, err := v.Verify(ctx, other.Access)
+		return errors.Is(err, ErrRevoked)
+	})
 }

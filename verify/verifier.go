@@ -194,10 +194,11 @@ type Verifier struct {
 	authed        *http.Client // feed and introspection
 	introspectURL atomic.Pointer[string]
 
-	keys *keyCache // nil with HMACSecret
-	poll *poller
-	deny *denylist
-	intr *introCache
+	keys  *keyCache // nil with HMACSecret
+	poll  *poller
+	deny  *denylist
+	intr  *introCache
+	cache *verifiedCache
 
 	started    time.Time
 	staleState atomic.Int32
@@ -215,7 +216,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg, log: cfg.Logger, now: cfg.now, deny: newDenylist(), intr: newIntroCache()}
+	v := &Verifier{cfg: cfg, log: cfg.Logger, now: cfg.now, deny: newDenylist(), intr: newIntroCache(), cache: newVerifiedCache()}
 	v.algs = cfg.Algorithms
 	if len(cfg.HMACSecret) > 0 {
 		v.hmacKey = slices.Clone(cfg.HMACSecret)
@@ -374,7 +375,10 @@ var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 // set, the signature, iss, aud, exp/nbf/iat within the leeway, sub, sid,
 // jti and (by default) client_id, and the denylist by sid and jti. While
 // revocations are stale it fails with ErrStale unless Config.FailOpen.
-// Errors wrap ErrInvalidToken (refuse: 401) or ErrUnavailable (503).
+// A token that verified before is answered from a cache (its expiry and
+// its key's presence in the set still checked); the returned Claims are the
+// caller's own. Errors wrap ErrInvalidToken (refuse: 401) or ErrUnavailable
+// (503).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if v.closed.Load() {
 		return nil, fmt.Errorf("verify: %w: the verifier is closed", ErrUnavailable)
@@ -403,10 +407,21 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*Claims, error)
 	if len(raw) > maxTokenLen {
 		return nil, invalid("token is %d bytes, more than %d", len(raw), maxTokenLen)
 	}
+	if c, ok := v.cachedClaims(raw); ok {
+		return c, nil
+	}
 	var keyErr error
+	var usedKid string
+	var usedKey any
 	keyFor := func(t *jwt.Token) (any, error) {
 		k, err := v.keyFor(ctx, t)
 		keyErr = err
+		if err == nil {
+			usedKid, _ = t.Header["kid"].(string)
+			if v.hmacKey == nil {
+				usedKey = k
+			}
+		}
 		return k, err
 	}
 	var tc tokenClaims
@@ -440,6 +455,7 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*Claims, error)
 	if tc.NotBefore != nil {
 		c.NotBefore = tc.NotBefore.Time
 	}
+	v.cacheClaims(raw, c, usedKid, usedKey)
 	return c, nil
 }
 
