@@ -10,16 +10,35 @@ import (
 
 type claimsKey struct{}
 
-// ClaimsFrom returns the claims Middleware or RequireRole put in ctx.
-func ClaimsFrom(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(*Claims)
-	return c, ok && c != nil
+// claimsValue is what the context carries: the claims and the Verifier
+// that checked them (nil for NewContext).
+type claimsValue struct {
+	by     *Verifier
+	claims *Claims
 }
 
-// NewContext returns a copy of ctx carrying c, as Middleware does; handy for
-// testing handlers without tokens.
+// ClaimsFrom returns the claims Middleware, RequireRole or NewContext put
+// in ctx.
+func ClaimsFrom(ctx context.Context) (*Claims, bool) {
+	cv, ok := ctx.Value(claimsKey{}).(claimsValue)
+	return cv.claims, ok && cv.claims != nil
+}
+
+// NewContext returns a copy of ctx carrying c for ClaimsFrom; handy for
+// testing handlers without tokens. Middleware and RequireRole do not take
+// such claims for verified ones: they check the request's token anyway.
 func NewContext(ctx context.Context, c *Claims) context.Context {
-	return context.WithValue(ctx, claimsKey{}, c)
+	return context.WithValue(ctx, claimsKey{}, claimsValue{claims: c})
+}
+
+// verifiedBy returns the claims in ctx if v itself checked them.
+func (v *Verifier) verifiedBy(ctx context.Context) (*Claims, bool) {
+	cv, ok := ctx.Value(claimsKey{}).(claimsValue)
+	return cv.claims, ok && cv.by == v && cv.claims != nil
+}
+
+func (v *Verifier) withClaims(r *http.Request, c *Claims) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claimsValue{by: v, claims: c}))
 }
 
 // Middleware verifies the request's bearer token (RFC 6750 §2.1) and calls
@@ -35,32 +54,32 @@ func NewContext(ctx context.Context, c *Claims) context.Context {
 //     decide (keys not loaded, revocations stale and failing closed).
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := ClaimsFrom(r.Context()); ok {
-			next.ServeHTTP(w, r)
+		if _, ok := v.verifiedBy(r.Context()); ok {
+			next.ServeHTTP(w, r) // this Verifier already checked this request
 			return
 		}
 		c, ok := v.authenticate(w, r)
 		if !ok {
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), c)))
+		next.ServeHTTP(w, v.withClaims(r, c))
 	})
 }
 
 // RequireRole lets a request through when its token carries at least one
 // of roles, and answers 403 with WWW-Authenticate: Bearer
-// error="insufficient_scope" otherwise. It verifies the token itself when
-// Middleware has not run before it.
+// error="insufficient_scope" otherwise. It verifies the token itself unless
+// this Verifier's Middleware already did for the request.
 func (v *Verifier) RequireRole(roles ...string) func(http.Handler) http.Handler {
 	roles = append([]string(nil), roles...)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, ok := ClaimsFrom(r.Context())
+			c, ok := v.verifiedBy(r.Context())
 			if !ok {
 				if c, ok = v.authenticate(w, r); !ok {
 					return
 				}
-				r = r.WithContext(NewContext(r.Context(), c))
+				r = v.withClaims(r, c)
 			}
 			if !c.HasRole(roles...) {
 				desc := "this needs role " + strings.Join(roles, " or ")

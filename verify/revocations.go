@@ -122,7 +122,6 @@ type poller struct {
 	lastSyncNano atomic.Int64
 	lastFull     time.Time // the same, of the last sequence started at 0
 	lastErr      error
-	pages        int64
 	synced       chan struct{} // closed at the first complete sequence
 }
 
@@ -179,7 +178,6 @@ func (p *poller) poll(ctx context.Context) error {
 		p.v.deny.add(fp.Sessions, fp.Tokens)
 		cursor = *fp.Cursor
 		p.mu.Lock()
-		p.pages++
 		if !full {
 			p.cursor, p.seqStart = cursor, seqStart
 		}

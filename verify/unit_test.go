@@ -157,3 +157,23 @@ func TestBearerTransportDropsRefusedToken(t *testing.T) {
 type tokenSourceFunc func() (*oauth2.Token, error)
 
 func (f tokenSourceFunc) Token() (*oauth2.Token, error) { return f() }
+
+// TestMiddlewareTrustsOnlyItsOwnClaims: claims put in the context by
+// NewContext (or another Verifier) do not stand in for verification.
+func TestMiddlewareTrustsOnlyItsOwnClaims(t *testing.T) {
+	v := &Verifier{}
+	v.closed.Store(true) // Verify answers 503 without touching anything else
+	reached := false
+	h := v.RequireRole("admin")(v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = true })))
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Authorization", "Bearer a.b.c")
+	req = req.WithContext(NewContext(req.Context(), &Claims{Subject: "mallory", Roles: []string{"admin"}}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if reached || w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("claims from NewContext let the request through: %d %v", w.Code, reached)
+	}
+	if c, ok := ClaimsFrom(NewContext(context.Background(), &Claims{Subject: "ada"})); !ok || c.Subject != "ada" {
+		t.Fatal("ClaimsFrom(NewContext)")
+	}
+}
