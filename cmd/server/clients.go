@@ -78,7 +78,7 @@ const clientsUsage = `usage:
   server clients rotate-secret ID
   server clients delete ID
   server clients apply FILE
-Secrets are printed once, by create and rotate-secret. DATABASE_URL and TOKEN_SECRET are required.`
+Secrets are printed once, by create and rotate-secret. DATABASE_URL and TOKEN_SECRET are required`
 
 // clientsCommand runs `server clients …` against DATABASE_URL.
 func clientsCommand(ctx context.Context, getenv func(string) string, args []string, stdout io.Writer) error {

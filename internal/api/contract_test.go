@@ -691,7 +691,11 @@ func TestContract(t *testing.T) {
 		defer rl.Close()
 		e.do(t, rl.URL, ctCall{method: "POST", path: "/users", body: ctObj{"email": "ivan@example.test", "password": pw},
 			status: 403, code: "access_denied"})
+		// Failed logins are limited, not successes: after one failure
+		// (LOGIN_RATE_LIMIT=1) the next attempt is refused, right password or not.
 		e.tokens(t, rl.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": "bob@example.test", "password": pw}, status: 200})
+		e.do(t, rl.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": "bob@example.test", "password": "wrong password"},
+			status: 400, code: "invalid_grant"})
 		r := e.do(t, rl.URL, ctCall{method: "POST", path: "/token", body: ctObj{"username": "bob@example.test", "password": pw},
 			status: 429, code: "too_many_requests"})
 		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 || n > 60 {
@@ -705,6 +709,14 @@ func TestContract(t *testing.T) {
 		e.do(t, rl.URL, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": bogus}, status: 429, code: "too_many_requests"})
 		e.do(t, rl.URL, ctCall{method: "POST", path: "/token", form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bogus}},
 			status: 429, code: "too_many_requests"})
+		// /revoke: six times LOGIN_RATE_LIMIT calls a minute per client.
+		for range 6 {
+			e.do(t, rl.URL, ctCall{method: "POST", path: "/revoke", body: ctObj{"token": bogus}, status: 200})
+		}
+		r = e.do(t, rl.URL, ctCall{method: "POST", path: "/revoke", body: ctObj{"token": bogus}, status: 429, code: "too_many_requests"})
+		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 || n > 60 {
+			t.Errorf("/revoke Retry-After = %q", r.header.Get("Retry-After"))
+		}
 	})
 
 	t.Run("browser mode", func(t *testing.T) {

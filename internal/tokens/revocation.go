@@ -121,14 +121,14 @@ func (s *Service) endByRefresh(ctx context.Context, c Client, token string, clie
 	}
 	succ := s.codec.Successor(p.Raw)
 	var sess Session
-	var v presentation
+	var v Verdict
 	revs, err := s.store.Refresh(ctx, p.Selector, func(st RefreshState) (RefreshOutcome, error) {
 		now := s.nowUTC()
 		sess = st.Session
 		if v, err = s.classify(p, succ, st, c, now); err != nil {
 			return RefreshOutcome{}, err
 		}
-		if v == presentedReuse {
+		if v == VerdictReuse {
 			return s.reuseRevocation(st, now, client), nil
 		}
 		r, err := end(st.Session)
@@ -146,7 +146,7 @@ func (s *Service) endByRefresh(ctx context.Context, c Client, token string, clie
 		return Session{}, err
 	}
 	s.deny.Add(revs...)
-	if v == presentedReuse {
+	if v == VerdictReuse {
 		return Session{}, errReuseDetected
 	}
 	return sess, nil

@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -37,34 +36,38 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	}
 	succ := s.codec.Successor(p.Raw)
 
-	// Fast path: the active token of a live session, in one statement.
-	st, ok, err := s.store.RotateActive(ctx, ActiveRotation{
-		Selector: p.Selector, VerifierHash: s.codec.VerifierHash(p),
-		Successor:  RefreshRecord{Selector: succ.Selector, VerifierHash: succ.VerifierHash},
-		RefreshTTL: s.cfg.RefreshTTL, Now: s.nowUTC,
-		Event:    AuditEvent{Kind: EventRefresh, IP: client.IP},
-		ClientID: s.storedClientID(c),
-	})
-	if err != nil {
-		return TokenPair{}, err
-	}
-	if ok {
-		return s.pair(st.User, c, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
+	// Fast path: the active token of a live session, in one statement, for
+	// stores that offer one.
+	var st RefreshState
+	if fr, ok := s.store.(FastRotator); ok {
+		st, ok, err := fr.RotateActive(ctx, ActiveRotation{
+			Selector: p.Selector, VerifierHash: s.codec.VerifierHash(p),
+			Successor:  RefreshRecord{Selector: succ.Selector, VerifierHash: succ.VerifierHash},
+			RefreshTTL: s.cfg.RefreshTTL, Now: s.nowUTC,
+			Event:    AuditEvent{Kind: EventRefresh, IP: client.IP},
+			ClientID: s.storedClientID(c),
+		})
+		if err != nil {
+			return TokenPair{}, err
+		}
+		if ok {
+			return s.pair(st.User, c, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
+		}
 	}
 
 	// Everything else decides on the locked state: grace replays, reuse,
 	// refusals (and an active token that turned out to need no fast path).
 	var now time.Time
-	var v presentation
+	var v Verdict
 	revs, err := s.store.Refresh(ctx, p.Selector, func(state RefreshState) (RefreshOutcome, error) {
 		now, st = s.nowUTC(), state
 		if v, err = s.classify(p, succ, state, c, now); err != nil {
 			return RefreshOutcome{}, err
 		}
 		switch v {
-		case presentedActive:
+		case VerdictRotate:
 			return s.rotation(succ, state, now, client), nil
-		case presentedReplay:
+		case VerdictReplay:
 			return RefreshOutcome{Kind: OutcomeNone, Now: now}, nil
 		}
 		return s.reuseRevocation(state, now, client), nil
@@ -75,64 +78,26 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if v == presentedReuse {
+	if v == VerdictReuse {
 		s.deny.Add(revs...)
 		return TokenPair{}, errReuseDetected
 	}
 	// Rotated here, or a grace replay: either way the session's active
 	// token is now succ.
 	exp := st.Session.Chain.ActiveExpiresAt
-	if v == presentedActive {
+	if v == VerdictRotate {
 		exp = minTime(now.Add(s.cfg.RefreshTTL), st.Session.ExpiresAt)
 	}
 	return s.pair(st.User, c, st.Session.ID, succ.Token, exp, now)
 }
 
-// presentation is what a presented, authentic, live refresh token is to its
-// session: the active token, the grace-eligible predecessor, or a used
-// token (reuse).
-type presentation int
-
-const (
-	presentedActive presentation = iota
-	presentedReplay
-	presentedReuse
-)
-
-// classify applies the rules of SPEC §2 to a token presented at now, read
-// from its locked session. It is pure. Refusals (§2.5: unknown, revoked,
-// expired, disabled; a token of another client's session; and a clock too
-// far behind the rotating instance's) are errors and must change nothing.
-func (s *Service) classify(p ParsedRefresh, succ IssuedRefresh, st RefreshState, c Client, now time.Time) (presentation, error) {
-	if !s.codec.Matches(p, st.Token.VerifierHash) {
-		return 0, errUnknownToken
-	}
-	sess := st.Session
-	if s.sessionClient(sess) != c.ID {
-		return 0, errWrongClient // another client's token: not even its reuse is ours to judge
-	}
-	switch {
-	case sess.RevokedAt != nil: // terminal: no grace, no second revocation
-		return 0, errSessionRevoked
-	case !now.Before(sess.ExpiresAt):
-		return 0, errSessionExpired
-	case st.User.Disabled:
-		return 0, errUserUnavailable
-	}
-	if !now.Before(st.Token.ExpiresAt) { // SPEC §2.5: expired changes nothing, used or not
-		return 0, errTokenExpired
-	}
-	if bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector) {
-		return presentedActive, nil
-	}
-	grace, err := s.inGrace(succ, st, now)
-	if err != nil {
-		return 0, err
-	}
-	if grace {
-		return presentedReplay, nil
-	}
-	return presentedReuse, nil
+// classify decides a presentation of p by client c at now, on the state
+// read under the session lock: Decide with this service's policy.
+func (s *Service) classify(p ParsedRefresh, succ IssuedRefresh, st RefreshState, c Client, now time.Time) (Verdict, error) {
+	return Decide(Policy{ReuseGrace: s.cfg.ReuseGrace}, Presentation{
+		State: st, VerifierOK: s.codec.Matches(p, st.Token.VerifierHash),
+		ClientID: s.storedClientID(c), Successor: succ.Selector, Now: now,
+	})
 }
 
 // rotation is the outcome that rotates the active token of st into succ.
@@ -158,35 +123,6 @@ func (s *Service) reuseRevocation(st RefreshState, now time.Time, client ClientI
 				Detail: map[string]string{"reason": ReasonReuseDetected}},
 		},
 	}
-}
-
-// MaxClockSkew is the clock difference between instances that the grace
-// window tolerates. A replay read by an instance whose clock is behind the
-// rotating instance's (a negative elapsed time) is never reuse: within
-// MaxClockSkew it counts as elapsed time zero, and beyond it the replay is
-// refused as temporarily unavailable (ErrClockSkew), changing nothing, so a
-// broken clock is reported instead of ending sessions. A lagging clock also
-// lengthens the window, by at most the lag, from that instance's view.
-const MaxClockSkew = 2 * time.Second
-
-// inGrace reports whether a used token may be replayed: it is the token
-// rotated last (an older ancestor never is), it was rotated less than
-// ReuseGrace ago (the rotation time, never a later update), its successor is
-// still the active, unexpired token, and that successor is the one derived
-// from the presented token.
-func (s *Service) inGrace(succ IssuedRefresh, st RefreshState, now time.Time) (bool, error) {
-	c := st.Session.Chain
-	if s.cfg.ReuseGrace <= 0 || c.PrevSelector == nil || !bytes.Equal(st.Token.Selector, c.PrevSelector) {
-		return false, nil
-	}
-	elapsed := now.Sub(c.RotatedAt)
-	if elapsed < -MaxClockSkew {
-		return false, ErrClockSkew
-	}
-	if elapsed >= s.cfg.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
-		return false, nil
-	}
-	return bytes.Equal(succ.Selector, c.ActiveSelector), nil
 }
 
 // denyMargin covers the time between reading the clock for a revocation and

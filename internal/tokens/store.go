@@ -151,7 +151,7 @@ const RevokedRetention = 24 * time.Hour
 // documented, wrap storage failures so that errors.Is(err, ErrUnavailable)
 // holds, and never return a token, password or hash in an error message.
 //
-// Serialization: Refresh, RotateActive, RevokeSessions and UpdateUser with Revoke all take
+// Serialization: Refresh, RotateActive (of a FastRotator), RevokeSessions and UpdateUser with Revoke all take
 // the same per-session lock (in PostgreSQL, the session row), so a rotation
 // racing any revocation ends with the session revoked and no live token.
 // CreateSession holds the user against a concurrent disable or password
@@ -186,25 +186,6 @@ type Store interface {
 	// (decide not called) if no token has that selector. If the transaction
 	// fails after decide ran, nothing was written.
 	Refresh(ctx context.Context, selector []byte, decide func(RefreshState) (RefreshOutcome, error)) ([]Revocation, error)
-	// RotateActive is the fast path of a rotation. Atomically, holding the
-	// same session lock as Refresh: if the token with r.Selector is its
-	// session's active token, its stored verifier hash equals r.VerifierHash
-	// (compared in constant time), it and its session are unexpired at now,
-	// the session is not revoked and its user not disabled, it rotates
-	// exactly as OutcomeRotate does and returns the state after the
-	// rotation (Session with its new Chain, whose RotatedAt is now; User
-	// without password hash) and true. Otherwise it writes nothing and
-	// returns false, and the caller decides through Refresh (grace replays,
-	// reuse, refusals).
-	//
-	// now is one reading of r.Now taken while nothing else can act on the
-	// session: after its lock is held (memory), or just before a statement
-	// that takes the lock without waiting and gives up if it is held
-	// (PostgreSQL: SKIP LOCKED), so that an instant read before a wait is
-	// never written or compared. The user row is read, not locked: a
-	// disable must revoke the user's sessions (as Service.UpdateUser does,
-	// in the same transaction) for it to stop a rotation.
-	RotateActive(ctx context.Context, r ActiveRotation) (RefreshState, bool, error)
 	// RevokeSessions revokes the active sessions r selects, writing one
 	// denylist entry and one audit event per session, and returns the
 	// entries. Already revoked or expired sessions are left alone.
@@ -269,6 +250,35 @@ type Store interface {
 	// DeleteClient deletes a client after applying r, in one transaction.
 	// ErrNotFound if there is no such client.
 	DeleteClient(ctx context.Context, id string, r ClientRevocation) ([]Revocation, error)
+}
+
+// FastRotator is an optional capability of a Store: the common case of a
+// rotation (the active token of a live session) in one statement. Without
+// it every presentation takes Store.Refresh, which decides with Decide on
+// the locked state; a FastRotator skips that round trip for the common case
+// and must reach the same verdict (the conformance suite checks it).
+type FastRotator interface {
+	// RotateActive is the fast path of a rotation. It must agree with
+	// Decide: it rotates exactly when Decide would answer VerdictRotate for
+	// the same state and instant, and otherwise writes nothing. Atomically, holding the
+	// same session lock as Refresh: if the token with r.Selector is its
+	// session's active token, its stored verifier hash equals r.VerifierHash
+	// (compared in constant time), it and its session are unexpired at now,
+	// the session is not revoked and its user not disabled, it rotates
+	// exactly as OutcomeRotate does and returns the state after the
+	// rotation (Session with its new Chain, whose RotatedAt is now; User
+	// without password hash) and true. Otherwise it writes nothing and
+	// returns false, and the caller decides through Refresh (grace replays,
+	// reuse, refusals).
+	//
+	// now is one reading of r.Now taken while nothing else can act on the
+	// session: after its lock is held (memory), or just before a statement
+	// that takes the lock without waiting and gives up if it is held
+	// (PostgreSQL: SKIP LOCKED), so that an instant read before a wait is
+	// never written or compared. The user row is read, not locked: a
+	// disable must revoke the user's sessions (as Service.UpdateUser does,
+	// in the same transaction) for it to stop a rotation.
+	RotateActive(ctx context.Context, r ActiveRotation) (RefreshState, bool, error)
 }
 
 // ClientUpdate changes a client and, in the same transaction, may revoke

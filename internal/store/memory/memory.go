@@ -1,13 +1,14 @@
 // Package memory is an in-memory tokens.Store for quick starts and tests.
 // Everything is lost when the process exits. One mutex serializes every
 // operation, which gives the same guarantees as the PostgreSQL store's row
-// locks (and more).
+// locks (and more). It offers no fast path (tokens.FastRotator): every
+// rotation is decided by tokens.Decide through Refresh, so the rules live in
+// one place.
 package memory
 
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"slices"
 	"sort"
 	"sync"
@@ -196,43 +197,6 @@ func (s *Store) Refresh(_ context.Context, selector []byte, decide func(tokens.R
 		return s.revokeLocked(out.Revoke), nil
 	}
 	return nil, nil
-}
-
-// RotateActive implements tokens.Store. The clock is read once, under the
-// mutex.
-func (s *Store) RotateActive(_ context.Context, r tokens.ActiveRotation) (tokens.RefreshState, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := r.Now()
-	rec, ok := s.refresh[string(r.Selector)]
-	if !ok {
-		return tokens.RefreshState{}, false, nil
-	}
-	sess := s.sessions[rec.SessionID]
-	u := cloneUser(s.users[sess.UserID])
-	if subtle.ConstantTimeCompare(rec.VerifierHash, r.VerifierHash) != 1 ||
-		!bytes.Equal(sess.Chain.ActiveSelector, r.Selector) || sess.RevokedAt != nil || sess.ClientID != r.ClientID ||
-		!now.Before(sess.ExpiresAt) || !now.Before(rec.ExpiresAt) || u.Disabled {
-		return tokens.RefreshState{}, false, nil
-	}
-	next := r.Successor
-	next.SessionID, next.ParentSelector, next.CreatedAt = sess.ID, r.Selector, now
-	next.ExpiresAt = now.Add(r.RefreshTTL)
-	if next.ExpiresAt.After(sess.ExpiresAt) {
-		next.ExpiresAt = sess.ExpiresAt
-	}
-	if _, dup := s.refresh[string(next.Selector)]; dup {
-		return tokens.RefreshState{}, false, tokens.ErrConflict
-	}
-	s.refresh[string(next.Selector)] = next
-	sess.Chain = tokens.Chain{ActiveSelector: next.Selector, ActiveExpiresAt: next.ExpiresAt, PrevSelector: r.Selector, RotatedAt: now}
-	sess.LastUsedAt = now
-	s.sessions[sess.ID] = sess
-	ev := r.Event
-	ev.At, ev.UserID, ev.SessionID = now, &u.ID, &sess.ID
-	s.addAuditLocked(ev)
-	u.PasswordHash = ""
-	return tokens.RefreshState{Token: next, Session: sess, User: u}, true, nil
 }
 
 // RevokeSessions implements tokens.Store.

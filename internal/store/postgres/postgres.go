@@ -75,7 +75,10 @@ func (s *Store) timed(op string, start time.Time, err *error) {
 	}
 }
 
-var _ tokens.Store = (*Store)(nil)
+var (
+	_ tokens.Store       = (*Store)(nil)
+	_ tokens.FastRotator = (*Store)(nil)
+)
 
 // DefaultMaxConns is the pool size when the URL sets no pool_max_conns.
 const DefaultMaxConns = 16

@@ -4,20 +4,137 @@ package storetest
 // lengths, and consistency with the locked path.
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
 	"github.com/rotorauth/rotor/internal/tokens"
 )
 
+// fastRotator returns store's fast path, or skips: the capability is
+// optional.
+func fastRotator(t *testing.T, store tokens.Store) tokens.FastRotator {
+	t.Helper()
+	fr, ok := store.(tokens.FastRotator)
+	if !ok {
+		t.Skip("this store has no fast path (tokens.FastRotator): every rotation is decided by tokens.Decide")
+	}
+	return fr
+}
+
 func rotateActive(store tokens.Store, sel, vh []byte, now time.Time, succByte byte) (tokens.RefreshState, bool, error) {
 	s := FakeSelector(sel, succByte)
-	return store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
+	return store.(tokens.FastRotator).RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
 		Successor: tokens.RefreshRecord{Selector: s, VerifierHash: vh}, RefreshTTL: 336 * time.Hour,
 		Now: func() time.Time { return now }, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}})
 }
 
+// testFastPathAgreesWithDecide: for every kind of stored state, the fast
+// path rotates exactly when tokens.Decide says VerdictRotate for the same
+// state and instant, and writes nothing otherwise.
+func testFastPathAgreesWithDecide(t *testing.T, store tokens.Store) {
+	fastRotator(t, store)
+	f := NewFixture(t, store, WithSessionMax(time.Hour))
+	pol := tokens.Policy{ReuseGrace: f.Cfg.ReuseGrace}
+	other, _ := f.mustClient(tokens.ClientSpec{ID: ClientID("fp"), Type: tokens.ClientPublic})
+	type probe struct {
+		name     string
+		setup    func() (sel, vh []byte, now time.Time) // a token, the hash presented, the instant
+		clientID string
+	}
+	login := func() (tokens.TokenPair, tokens.RefreshRecord) {
+		p := f.MustLogin(f.MustUser())
+		_, rec, err := store.SessionBySelector(ctx, Selector(t, p.RefreshToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, rec
+	}
+	now := f.Clock.Now
+	probes := []probe{
+		{"§2.2 the active token of a live session", func() ([]byte, []byte, time.Time) {
+			_, rec := login()
+			return rec.Selector, rec.VerifierHash, now()
+		}, ""},
+		{"§2.3 the predecessor inside the window (locked path only)", func() ([]byte, []byte, time.Time) {
+			p, rec := login()
+			f.MustRefresh(p.RefreshToken)
+			return rec.Selector, rec.VerifierHash, now()
+		}, ""},
+		{"§2.8 an older ancestor", func() ([]byte, []byte, time.Time) {
+			p, rec := login()
+			f.MustRefresh(f.MustRefresh(p.RefreshToken).RefreshToken)
+			return rec.Selector, rec.VerifierHash, now()
+		}, ""},
+		{"§2.5 a forged verifier", func() ([]byte, []byte, time.Time) {
+			_, rec := login()
+			bad := append([]byte(nil), rec.VerifierHash...)
+			bad[0] ^= 1
+			return rec.Selector, bad, now()
+		}, ""},
+		{"§2.5 an expired session (at its end)", func() ([]byte, []byte, time.Time) {
+			p, rec := login()
+			return rec.Selector, rec.VerifierHash, f.Session(p.SessionID).ExpiresAt
+		}, ""},
+		{"§2.5 a token one microsecond before its expiry", func() ([]byte, []byte, time.Time) {
+			_, rec := login()
+			return rec.Selector, rec.VerifierHash, rec.ExpiresAt.Add(-time.Microsecond)
+		}, ""},
+		{"§2.7 a revoked session", func() ([]byte, []byte, time.Time) {
+			p, rec := login()
+			if err := f.Svc.Logout(ctx, tokens.LogoutRequest{RefreshToken: p.RefreshToken}); err != nil {
+				t.Fatal(err)
+			}
+			return rec.Selector, rec.VerifierHash, now()
+		}, ""},
+		{"§3 a disabled user", func() ([]byte, []byte, time.Time) {
+			_, rec := login()
+			s := f.Session(rec.SessionID)
+			yes := true
+			if _, _, err := store.UpdateUser(ctx, tokens.UserUpdate{ID: s.UserID, Disabled: &yes}); err != nil {
+				t.Fatal(err)
+			}
+			return rec.Selector, rec.VerifierHash, now()
+		}, ""},
+		{"RFC 6749 §6 another client's token", func() ([]byte, []byte, time.Time) {
+			_, rec := login()
+			return rec.Selector, rec.VerifierHash, now()
+		}, other.ID},
+	}
+	for _, pr := range probes {
+		t.Run(pr.name, func(t *testing.T) {
+			sel, vh, at := pr.setup()
+			sess, rec, err := store.SessionBySelector(ctx, sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := store.UserByID(ctx, sess.UserID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, decErr := tokens.Decide(pol, tokens.Presentation{
+				State:      tokens.RefreshState{Token: rec, Session: sess, User: u},
+				VerifierOK: bytes.Equal(vh, rec.VerifierHash), ClientID: pr.clientID, Now: at,
+			})
+			want := decErr == nil && v == tokens.VerdictRotate
+			_, ok, err := store.(tokens.FastRotator).RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
+				Successor: tokens.RefreshRecord{Selector: FakeSelector(sel, 0xC1), VerifierHash: vh}, RefreshTTL: time.Hour,
+				Now: func() time.Time { return at }, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}, ClientID: pr.clientID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != want {
+				t.Fatalf("fast path rotated = %v, Decide says %v (%v)", ok, v, decErr)
+			}
+			if after := f.Session(sess.ID); !ok && !bytes.Equal(after.Chain.ActiveSelector, sess.Chain.ActiveSelector) {
+				t.Fatal("a refused fast path changed the session")
+			}
+		})
+	}
+}
+
 func testFastPathRefusals(t *testing.T, store tokens.Store) {
+	fastRotator(t, store)
 	f := NewFixture(t, store)
 	// disabled user, no revocation written (store-level)
 	{

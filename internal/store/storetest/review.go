@@ -22,6 +22,7 @@ func reviewTests() []namedTest {
 		{"revocation: taking a role away ends the user's sessions", testRolesReduced},
 		{"rotation: the one-statement fast path applies every rule", testRotateActiveRules},
 		{"rotation: the fast path refuses what the locked path refuses", testFastPathRefusals},
+		{"rotation: the fast path agrees with tokens.Decide on every kind of state", testFastPathAgreesWithDecide},
 		{"rotation: fast path, locked path and grace replay agree on expiry and claims", testFastSlowConsistent},
 		{"revocation: concurrent role edits cannot hide a lost role", testRoleLossDecidedOnLockedRow},
 	}
@@ -147,6 +148,7 @@ func testRolesReduced(t *testing.T, store tokens.Store) {
 // testRotateActiveRules checks the fast path at the store level: a wrong
 // verifier hash, a used token or a revoked session rotate nothing.
 func testRotateActiveRules(t *testing.T, store tokens.Store) {
+	fr := fastRotator(t, store)
 	f := NewFixture(t, store)
 	t0 := f.MustLogin(f.MustUser())
 	sel := Selector(t, t0.RefreshToken)
@@ -162,16 +164,16 @@ func testRotateActiveRules(t *testing.T, store tokens.Store) {
 	}
 	wrong := append([]byte(nil), rec.VerifierHash...)
 	wrong[len(wrong)-1] ^= 1
-	if _, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: wrong, Successor: next(0xA1), RefreshTTL: time.Hour,
+	if _, ok, err := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: wrong, Successor: next(0xA1), RefreshTTL: time.Hour,
 		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok || err != nil {
 		t.Fatalf("a wrong verifier hash rotated: %v %v", ok, err)
 	}
-	st, ok, err := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA2), RefreshTTL: time.Hour,
+	st, ok, err := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA2), RefreshTTL: time.Hour,
 		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}})
 	if !ok || err != nil || st.Session.ID != t0.SessionID || st.User.ID == uuid.Nil || !st.Session.Chain.ActiveExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("the active token did not rotate: %v %v %+v", ok, err, st)
 	}
-	if _, ok, _ := store.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA3), RefreshTTL: time.Hour,
+	if _, ok, _ := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA3), RefreshTTL: time.Hour,
 		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok {
 		t.Fatal("a used token rotated again on the fast path")
 	}

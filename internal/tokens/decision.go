@@ -1,0 +1,111 @@
+package tokens
+
+import (
+	"bytes"
+	"time"
+)
+
+// The rules of SPEC §2 for one presented refresh token, in one place. The
+// Service decides every presentation with Decide, on the state its store
+// read under the session lock; a store's one-statement fast path
+// (FastRotator) must agree with it, and the conformance suite checks that
+// it does.
+
+// Verdict is what an authentic, live presented token is to its session.
+type Verdict int
+
+// Verdicts of Decide.
+const (
+	// VerdictRotate: the active token. Rotate it (SPEC §2.2).
+	VerdictRotate Verdict = iota + 1
+	// VerdictReplay: the token rotated last, inside the grace window, its
+	// successor still active. Answer that same successor (SPEC §2.3).
+	VerdictReplay
+	// VerdictReuse: any other used token. Revoke the session (SPEC §2.4).
+	VerdictReuse
+)
+
+// Policy is the configuration the rules depend on.
+type Policy struct {
+	// ReuseGrace is REFRESH_REUSE_GRACE; 0 is strict mode.
+	ReuseGrace time.Duration
+}
+
+// Presentation is everything the rules look at: the state read while the
+// session is serialized, the constant-time verifier check, the presenting
+// client, the successor derived from the presented token, and one clock
+// reading taken after the session was serialized (SPEC §2.9).
+type Presentation struct {
+	State      RefreshState
+	VerifierOK bool
+	// ClientID is the presenting client as sessions store it ("" for the
+	// default client).
+	ClientID string
+	// Successor is the selector of the successor derived from the
+	// presented token.
+	Successor []byte
+	Now       time.Time
+}
+
+// Decide applies SPEC §2 to one presentation. It is pure. A refusal is an
+// error (ErrInvalidGrant, or ErrClockSkew) and must change nothing: an
+// unknown or forged token, another client's session, a revoked or expired
+// session, a disabled user, an expired token (used or not), a clock too far
+// behind the rotating instance's.
+func Decide(pol Policy, p Presentation) (Verdict, error) {
+	st, now := p.State, p.Now
+	sess := st.Session
+	switch {
+	case !p.VerifierOK: // §2.5 unknown (forged verifier)
+		return 0, errUnknownToken
+	case sess.ClientID != p.ClientID: // RFC 6749 §6: not even another client's reuse is ours to judge
+		return 0, errWrongClient
+	case sess.RevokedAt != nil: // §2.7 revoked is terminal: no grace, no second revocation
+		return 0, errSessionRevoked
+	case !now.Before(sess.ExpiresAt): // §2.5 expired session
+		return 0, errSessionExpired
+	case st.User.Disabled: // §3 a disabled user's sessions are over
+		return 0, errUserUnavailable
+	case !now.Before(st.Token.ExpiresAt): // §2.5 expired token changes nothing, used or not
+		return 0, errTokenExpired
+	case bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector): // §2.1, §2.2
+		return VerdictRotate, nil
+	}
+	grace, err := inGrace(pol, p)
+	if err != nil {
+		return 0, err
+	}
+	if grace {
+		return VerdictReplay, nil
+	}
+	return VerdictReuse, nil // §2.4, §2.8
+}
+
+// MaxClockSkew is the clock difference between instances that the grace
+// window tolerates. A replay read by an instance whose clock is behind the
+// rotating instance's (a negative elapsed time) is never reuse: within
+// MaxClockSkew it counts as elapsed time zero, and beyond it the replay is
+// refused as temporarily unavailable (ErrClockSkew), changing nothing, so a
+// broken clock is reported instead of ending sessions. A lagging clock also
+// lengthens the window, by at most the lag, from that instance's view.
+const MaxClockSkew = 2 * time.Second
+
+// inGrace reports whether a used token may be replayed (SPEC §2.3, §2.8,
+// §2.9): it is the token rotated last (an older ancestor never is), it was
+// rotated less than ReuseGrace ago (the rotation time, never a later
+// update), its successor is still the active, unexpired token, and that
+// successor is the one derived from the presented token.
+func inGrace(pol Policy, p Presentation) (bool, error) {
+	c, now := p.State.Session.Chain, p.Now
+	if pol.ReuseGrace <= 0 || c.PrevSelector == nil || !bytes.Equal(p.State.Token.Selector, c.PrevSelector) {
+		return false, nil
+	}
+	elapsed := now.Sub(c.RotatedAt)
+	if elapsed < -MaxClockSkew {
+		return false, ErrClockSkew
+	}
+	if elapsed >= pol.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
+		return false, nil
+	}
+	return bytes.Equal(p.Successor, c.ActiveSelector), nil
+}
