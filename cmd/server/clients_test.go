@@ -333,8 +333,8 @@ func checkAccessClaims(t *testing.T, base, tok, iss, sub, aud, clientID string) 
 	return claims
 }
 
-// refusedWithin polls probe until it answers status, failing after within;
-// it returns how long that took.
+// refusedWithin polls probe until it answers status (a refusal, or 200 to
+// wait for acceptance), failing after within; it returns how long that took.
 func refusedWithin(t *testing.T, within time.Duration, what string, status int, probe func() clResp) time.Duration {
 	t.Helper()
 	began := time.Now()
@@ -746,6 +746,18 @@ func TestDisabledClientRefusedOnSecondInstance(t *testing.T) {
 	// b's own client_credentials token, for the same client.
 	ccTokB := clMustCC(t, b.base, ccID, secret)
 
+	// A client created through a's admin API: a accepts its tokens at once;
+	// b learns of it by its periodic reload (tokens.ClientRefreshInterval),
+	// and until then refuses its tokens as those of an unknown client.
+	newID := "dis-new-" + sfx
+	newSecret := clCreateClient(t, a.base, admin, map[string]any{"client_id": newID, "type": "confidential", "roles": []string{"introspect"}})
+	newTok := clMustCC(t, b.base, newID, newSecret) // secrets are checked against the store
+	if r := feed(a, newTok)(); r.status != 200 {
+		t.Errorf("a refuses a token of a client it just created: %v", r)
+	}
+	d := refusedWithin(t, tokens.ClientRefreshInterval+time.Second, "b accepts a token of a client created at a", 200, feed(b, newTok))
+	t.Logf("b accepted a token of a client created at a after %v", d.Round(time.Millisecond))
+
 	patch := func(id, body string) {
 		t.Helper()
 		if r := clDo(t, "PATCH", a.base+"/admin/clients/"+id, body, "Authorization", bearerAuth(admin)); r.status != 200 {
@@ -753,7 +765,7 @@ func TestDisabledClientRefusedOnSecondInstance(t *testing.T) {
 		}
 	}
 	patch(ccID, `{"disabled":true}`)
-	d := refusedWithin(t, time.Second, "b: the disabled client's token (issued by a)", 401, feed(b, ccTok))
+	d = refusedWithin(t, time.Second, "b: the disabled client's token (issued by a)", 401, feed(b, ccTok))
 	t.Logf("b refused the disabled client's token %v after the PATCH answered", d.Round(time.Millisecond))
 	refusedWithin(t, time.Second, "b: the disabled client's token (issued by b)", 401, feed(b, ccTokB))
 	wantError(t, "a: the disabled client's token", feed(a, ccTok)(), 401, "invalid_token")
