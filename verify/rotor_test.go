@@ -239,7 +239,7 @@ func scratchDB(t testing.TB) string {
 		if os.Getenv("REQUIRE_POSTGRES") == "1" {
 			t.Fatal("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
 		}
-		t.Skip("TEST_DATABASE_URL is not set: skipping a test that needs PostgreSQL (Rotor restarts)")
+		t.Skip("TEST_DATABASE_URL is not set: skipping a test that runs Rotor on PostgreSQL")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

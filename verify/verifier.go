@@ -29,7 +29,7 @@ const (
 	DefaultPollInterval       = time.Second
 	DefaultStaleAfter         = 5 * time.Second
 	DefaultPageLimit          = 1000
-	DefaultFullResyncInterval = 5 * time.Minute
+	DefaultFullResyncInterval = time.Minute
 	DefaultIntrospectionTTL   = 2 * time.Second
 	DefaultHTTPTimeout        = 10 * time.Second
 )
@@ -103,8 +103,9 @@ type Config struct {
 	// ErrStale. Either way Status and the log say so.
 	FailOpen bool
 	// FullResyncInterval is how often the feed is read again from the
-	// start, which heals a cursor that no longer fits the issuer (an
-	// in-memory Rotor that restarted). Default 5 min.
+	// start, which heals a cursor that no longer fits the issuer: an
+	// in-memory Rotor that restarted numbers its entries from 0 again, and
+	// an older cursor would skip them. Default 1 min.
 	FullResyncInterval time.Duration
 
 	// IntrospectionURL is Rotor's RFC 7662 endpoint, used by Introspect.
