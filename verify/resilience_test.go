@@ -504,3 +504,28 @@ func TestVerifiedCache(t *testing.T) {
 		return errors.Is(err, ErrRevoked)
 	})
 }
+
+// TestInMemoryRotorRestart: an in-memory Rotor that restarts numbers its
+// revocations from 0 again, so the cursor a verifier holds skips the new
+// instance's first entries; the periodic full resync still brings them.
+func TestInMemoryRotorRestart(t *testing.T) {
+	keys := writeKeys(t, newKey(t)) // tokens stay verifiable across the restart
+	r := startRotor(t, rotorOpts{keys: keys})
+	v, _ := newVerifier(t, r, r.serviceSource(), func(c *Config) { c.FullResyncInterval = 2 * time.Second; c.StaleAfter = 10 * time.Second })
+	for i := range 3 {
+		tk := r.user(fmt.Sprintf("old%d@example.test", i))
+		r.must(204, "POST", "/logout", tk.Access, nil, nil)
+	}
+	eventually(t, 4*time.Second, "three logouts", func() bool { return v.Status().DeniedSessions == 3 })
+	r.restart(keys)
+	tk := r.user("new@example.test")
+	if _, err := v.Verify(context.Background(), tk.Access); err != nil {
+		t.Fatal(err)
+	}
+	r.must(204, "POST", "/logout", tk.Access, nil, nil)
+	d := eventually(t, 6*time.Second, "a logout at the restarted Rotor", func() bool {
+		_, err := v.Verify(context.Background(), tk.Access)
+		return errors.Is(err, ErrRevoked)
+	})
+	t.Logf("refused %s after the logout (full resync every 2 s; cursor %q)", d.Round(time.Millisecond), v.Status().Cursor)
+}
