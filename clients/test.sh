@@ -19,7 +19,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/rotor-clients.XXXXXX")
 # Stop every process this script started (by PID, walking its descendants),
 # then remove the temp dir.
 descendants() {
-  local kids
+  local kids k
   kids=$(ps -o pid= --ppid "$1" 2>/dev/null || true)
   for k in $kids; do
     descendants "$k"
@@ -31,6 +31,7 @@ cleanup() {
   local pids
   pids=$(descendants $$)
   if [ -n "$pids" ]; then
+    echo "== clients: stopping what is still running: $(echo $pids)" >&2
     kill $pids 2>/dev/null || true
     sleep 1
     kill -9 $pids 2>/dev/null || true
@@ -49,7 +50,10 @@ step() { # name command...
   echo "== clients: $name"
   local t0
   t0=$(date +%s.%N)
-  "$@"
+  # in the background, so that a signal to this script interrupts the wait
+  # at once and the EXIT trap stops the step's processes
+  "$@" &
+  wait $!
   local d
   d=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN{print a-b}')
   TIMES+=("$(printf '%6.1f s  %s' "$d" "$name")")
