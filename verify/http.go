@@ -51,7 +51,8 @@ func (v *Verifier) withClaims(r *http.Request, c *Claims) *http.Request {
 //     bearer token at all (RFC 6750 §3.1: no error code then);
 //   - 400 invalid_request for several Authorization headers;
 //   - 503 temporarily_unavailable with Retry-After when the verifier cannot
-//     decide (keys not loaded, revocations stale and failing closed).
+//     decide (keys not loaded, revocations stale and failing closed); the
+//     cause is for Status and the log, the body only says to retry.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := v.verifiedBy(r.Context()); ok {
@@ -114,6 +115,12 @@ func (v *Verifier) authenticate(w http.ResponseWriter, r *http.Request) (*Claims
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 		writeError(w, http.StatusUnauthorized, "invalid_token", desc)
 		return nil, false
+	}
+	// The cause (internal URLs, dial errors) is for Status and the log, not
+	// for the client.
+	desc = "the access token cannot be checked right now; retry shortly"
+	if errors.Is(err, ErrStale) {
+		desc = "revocations cannot be checked right now; retry shortly"
 	}
 	w.Header().Set("Retry-After", "1")
 	writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", desc)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -143,9 +144,13 @@ func TestFeedOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("WWW-Authenticate") != "" {
 		t.Errorf("Middleware while stale: %d %v", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(string(body), `"error":"temporarily_unavailable"`) || strings.Contains(string(body), p.URL) {
+		t.Errorf("the 503 body names the cause or the feed's URL: %s", body)
 	}
 	st := closed.Status()
 	if !st.Stale || st.FeedError == "" || st.FailOpen || !st.Ready {
