@@ -120,6 +120,10 @@ type accessGrant struct {
 	roles    []string
 	clientID string
 	audience string
+	// notAfter, if set, caps exp: an access token never outlives its
+	// session, so once a session has expired (and may be purged) no token
+	// of it is left for a later revocation to miss.
+	notAfter time.Time
 }
 
 func (a *AccessTokens) issue(g accessGrant, now time.Time) (string, Principal, error) {
@@ -135,6 +139,9 @@ func (a *AccessTokens) issue(g accessGrant, now time.Time) (string, Principal, e
 	jti := uuid.New()
 	now = now.Truncate(time.Second)
 	exp := now.Add(a.ttl)
+	if !g.notAfter.IsZero() && g.notAfter.Before(exp) {
+		exp = g.notAfter.Truncate(time.Second)
+	}
 	claims := AccessClaims{
 		ClientID: g.clientID,
 		RegisteredClaims: jwt.RegisteredClaims{

@@ -66,17 +66,26 @@ func Decide(pol Policy, p Presentation) (Verdict, error) {
 		return 0, errSessionExpired
 	case st.User.Disabled: // §3 a disabled user's sessions are over
 		return 0, errUserUnavailable
-	case !now.Before(st.Token.ExpiresAt): // §2.5 expired token changes nothing, used or not
-		return 0, errTokenExpired
-	case bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector): // §2.1, §2.2
-		return VerdictRotate, nil
+	}
+	active := bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector)
+	expired := !now.Before(st.Token.ExpiresAt)
+	if active {
+		if expired { // §2.5
+			return 0, errTokenExpired
+		}
+		return VerdictRotate, nil // §2.1, §2.2
 	}
 	grace, err := inGrace(pol, p)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, err
-	}
-	if grace {
+	case grace:
+		// §2.3 over §2.5: a retry of a token rotated while it was valid
+		// gets its successor even if the token itself expired since, so
+		// a lost reply near the token's end does not end the session.
 		return VerdictReplay, nil
+	case expired: // §2.5: an expired used token changes nothing
+		return 0, errTokenExpired
 	}
 	return VerdictReuse, nil // §2.4, §2.8
 }

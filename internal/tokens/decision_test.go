@@ -70,6 +70,10 @@ func TestDecide(t *testing.T) {
 		{"§2.5 an expired token is refused, even the active one", tokens.Policy{ReuseGrace: grace}, func(p *tokens.Presentation) {
 			p.State.Token.ExpiresAt = at
 		}, 0, tokens.ErrInvalidGrant},
+		{"§2.3 over §2.5: the predecessor inside the window replays even if it expired since its rotation", tokens.Policy{ReuseGrace: grace}, func(p *tokens.Presentation) {
+			presentPrev(p)
+			p.State.Token.ExpiresAt = at.Add(-time.Second)
+		}, tokens.VerdictReplay, nil},
 		{"§2.5 an expired used token changes nothing (not reuse)", tokens.Policy{ReuseGrace: grace}, func(p *tokens.Presentation) {
 			p.State.Token.Selector, p.State.Token.ExpiresAt = ancestor, at
 		}, 0, tokens.ErrInvalidGrant},

@@ -64,7 +64,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 		}
 		sess, err := s.endByRefresh(ctx, app, req.RefreshToken, req.Client, func(sess Session) (*SessionRevocation, error) {
 			if alsoUser != uuid.Nil && sess.UserID != alsoUser {
-				return nil, fmt.Errorf("%w: the tokens belong to different users", ErrInvalidGrant)
+				return nil, errDifferentUsers
 			}
 			owner = sess.UserID
 			if req.Global {
@@ -77,16 +77,22 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 		if errors.Is(err, errSessionRevoked) && !req.Global && req.Principal == nil {
 			return nil // already ended: logging out again is a no-op
 		}
-		if err != nil {
+		deadBesideAccess := req.Principal != nil && errors.Is(err, ErrInvalidGrant) && !IsReuse(err) && !errors.Is(err, errDifferentUsers)
+		switch {
+		case deadBesideAccess:
+			// A dead refresh token (expired, unknown, forged, of an ended
+			// session) beside a valid access token: the access token's
+			// session still ends, as a logout without the refresh token.
+		case err != nil:
 			return err
-		}
-		if !req.Global {
+		case !req.Global:
 			if req.Principal != nil {
 				return s.denyAccess(ctx, *req.Principal, now, req.Client, ReasonLogout)
 			}
 			return nil
+		default:
+			userID, sid = owner, sess.ID
 		}
-		userID, sid = owner, sess.ID
 	}
 	if userID == uuid.Nil {
 		return fmt.Errorf("%w: no token presented", ErrInvalidToken)
@@ -105,6 +111,10 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	}
 	return nil
 }
+
+// errDifferentUsers refuses a logout whose access and refresh tokens belong
+// to two users.
+var errDifferentUsers = grantError{"the tokens belong to different users"}
 
 // endByRefresh judges a refresh token presented to end its session (logout,
 // RFC 7009 revocation) by the rotation rules, on its locked session and one

@@ -51,7 +51,7 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 			return TokenPair{}, err
 		}
 		if ok {
-			return s.pair(st.User, c, st.Session.ID, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
+			return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
 		}
 	}
 
@@ -88,7 +88,7 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	if v == VerdictRotate {
 		exp = minTime(now.Add(s.cfg.RefreshTTL), st.Session.ExpiresAt)
 	}
-	return s.pair(st.User, c, st.Session.ID, succ.Token, exp, now)
+	return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, succ.Token, exp, now)
 }
 
 // classify decides a presentation of p by client c at now, on the state

@@ -210,6 +210,7 @@ func (s *Service) LoginClient(ctx context.Context, c Client, email, password str
 	if err != nil || !ok || u.Disabled {
 		return failed(&u.ID)
 	}
+	now = s.nowUTC() // after the password check (and any wait for a hashing slot)
 	first, err := s.codec.New()
 	if err != nil {
 		return TokenPair{}, err
@@ -242,7 +243,7 @@ func (s *Service) LoginClient(ctx context.Context, c Client, email, password str
 	if err != nil {
 		return TokenPair{}, err
 	}
-	return s.pair(committed, c, sess.ID, first.Token, rec.ExpiresAt, now)
+	return s.pair(committed, c, sess.ID, sess.ExpiresAt, first.Token, rec.ExpiresAt, now)
 }
 
 // userAgent cleans a client's User-Agent before it is stored: it may carry
@@ -251,15 +252,16 @@ func userAgent(ua string) string {
 	return truncate(strings.ToValidUTF8(ua, "\uFFFD"), 512)
 }
 
-// pair signs an access token of client c and assembles the token response.
-func (s *Service) pair(u User, c Client, sid uuid.UUID, refresh string, refreshExp, now time.Time) (TokenPair, error) {
+// pair signs an access token of client c for session sid, which ends at
+// sessionEnd, and assembles the token response.
+func (s *Service) pair(u User, c Client, sid uuid.UUID, sessionEnd time.Time, refresh string, refreshExp, now time.Time) (TokenPair, error) {
 	at, p, err := s.access.issue(accessGrant{userID: u.ID, sid: sid, email: u.Email, roles: u.Roles,
-		clientID: c.ID, audience: c.Audience}, now)
+		clientID: c.ID, audience: c.Audience, notAfter: sessionEnd}, now)
 	if err != nil {
 		return TokenPair{}, err
 	}
 	return TokenPair{
-		AccessToken: at, ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
+		AccessToken: at, ExpiresIn: int64(p.ExpiresAt.Sub(p.IssuedAt) / time.Second),
 		RefreshToken: refresh, RefreshExpiresIn: int64(refreshExp.Sub(now) / time.Second),
 		SessionID: sid, Principal: p,
 	}, nil

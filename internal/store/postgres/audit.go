@@ -199,10 +199,11 @@ func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int
 	}
 	n += int(tag.RowsAffected())
 	// Audit events past retention, oldest first: ids grow with time, so the
-	// primary key walks the oldest rows and the LIMIT stops the scan.
+	// primary key gives the oldest batch, of which those past retention go.
+	// The scan reads at most batch rows, whether or not any is old enough.
 	tag, err = s.pool.Exec(ctx, `
 		DELETE FROM audit_events WHERE id IN (
-			SELECT id FROM audit_events WHERE at < $1 ORDER BY id LIMIT $2)`,
+			SELECT id FROM (SELECT id, at FROM audit_events ORDER BY id LIMIT $2) oldest WHERE at < $1)`,
 		auditBefore, batch)
 	if err != nil {
 		return n, wrap(err)

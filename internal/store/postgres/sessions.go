@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,7 +41,7 @@ const sqlCreateSession = `
 		SELECT id, email, roles, created_at FROM users
 		WHERE id = $2 AND NOT disabled AND password_hash = $11
 		  AND ($12::text IS NULL OR EXISTS (SELECT 1 FROM c))
-		FOR SHARE
+		FOR SHARE /* user lock */
 	), s AS (
 		INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
 		                      active_selector, active_expires_at, client_id)
@@ -87,7 +88,14 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ toke
 	if capped {
 		b.Queue("BEGIN")
 	}
-	b.Queue(sqlCreateSession, ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
+	q := sqlCreateSession
+	if capped {
+		// Logins of one user take turns, so each sees the others' sessions
+		// when it counts them for the cap; FOR NO KEY UPDATE still lets
+		// rotations (which do not lock the user) run.
+		q = strings.Replace(q, "FOR SHARE /* user lock */", "FOR NO KEY UPDATE", 1)
+	}
+	b.Queue(q, ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
 		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash, nullIfEmpty(ss.ClientID)).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&u.Email, &u.Roles, &u.CreatedAt, &n)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -179,8 +187,16 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	defer s.timed("rotate_active", time.Now(), &err)
 	var st tokens.RefreshState
 	n := r.Successor
+	// The clock is read once a connection is ours: a wait for the pool
+	// must not age the instant (the statement itself never waits for the
+	// row lock).
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return tokens.RefreshState{}, false, wrap(err)
+	}
+	defer conn.Release()
 	now := r.Now()
-	err = s.pool.QueryRow(ctx, sqlRotateActive, r.Selector, n.Selector, now, now.Add(r.RefreshTTL), r.VerifierHash,
+	err = conn.QueryRow(ctx, sqlRotateActive, r.Selector, n.Selector, now, now.Add(r.RefreshTTL), r.VerifierHash,
 		n.VerifierHash, r.Event.Kind, r.Event.IP, r.ClientID).Scan(&st.Session.ID, &st.Session.UserID, &st.Session.CreatedAt,
 		&st.Session.ExpiresAt, &st.Session.Chain.ActiveExpiresAt, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {

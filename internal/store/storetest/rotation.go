@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 	tests = append(tests, growthTests()...)
 	tests = append(tests, hashingTests()...)
 	tests = append(tests, clientTests()...)
+	tests = append(tests, lifetimeTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
