@@ -597,7 +597,8 @@ class Client implements RotorClient {
     switch (m.t) {
       case "token": {
         const cur = this.current;
-        if (m.login || !cur || cur.sessionId !== m.session.sessionId || m.session.expiresAt > cur.expiresAt) {
+        const newer = m.session.expiresAt >= (cur?.expiresAt ?? 0) && m.session.accessToken !== cur?.accessToken;
+        if (m.login || !cur || cur.sessionId !== m.session.sessionId || newer) {
           this.adopt(m.session, m.login || cur?.sessionId !== m.session.sessionId);
         } else this.wake();
         break;

@@ -204,6 +204,14 @@ export interface RotorServerOptions {
   basePath?: string;
   /** Middleware refreshes when less than this is left, seconds (default 60; at most half the lifetime). */
   refreshMargin?: number;
+  /**
+   * The browser's IP address, sent to Rotor as `X-Forwarded-For` by authRoute
+   * (for Rotor's per-IP limits and the sessions list; Rotor must list this
+   * server in TRUSTED_PROXIES). Default: none, and the incoming
+   * X-Forwarded-For is NOT passed on: Next.js hands a client-supplied one
+   * through unchanged, so only a value your own edge proxy sets can be trusted.
+   */
+  clientIp?: (request: Request) => string | null | undefined;
   /** Options for the verifier (algorithms, leeway, JWKS caching). */
   verifier?: Omit<VerifierOptions, "issuer" | "audience" | "fetch" | "now">;
   fetch?: typeof fetch;
@@ -378,10 +386,12 @@ export function createRotorServer(o: RotorServerOptions): RotorServer {
       const path = url.pathname.startsWith(basePath + "/") ? url.pathname.slice(basePath.length) : "";
       if (!PROXIED.test(path)) return json(404, { error: "not_found", error_description: "no such endpoint" });
       const headers = new Headers();
-      for (const h of ["content-type", "authorization", "origin", "user-agent", "accept", "x-forwarded-for"]) {
+      for (const h of ["content-type", "authorization", "origin", "user-agent", "accept"]) {
         const v = request.headers.get(h);
         if (v) headers.set(h, v);
       }
+      const ip = o.clientIp?.(request);
+      if (ip) headers.set("x-forwarded-for", ip);
       const rt = parseCookies(request.headers.get("cookie")).get(REFRESH_COOKIE);
       if (rt) headers.set("cookie", `${REFRESH_COOKIE}=${rt}`); // the app's other cookies stay here
       let body: ArrayBuffer | undefined;

@@ -28,7 +28,6 @@ before(async () => {
     CORS_ALLOWED_ORIGINS: app,
     LOGIN_RATE_LIMIT: "0",
     ACCESS_TOKEN_TTL: "1m", // the shortest Rotor allows: due for refresh 30 s after issue
-    TRUSTED_PROXIES: "127.0.0.1",
   });
   const proc = track(
     spawn(process.execPath, [path.join(example, "node_modules/next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], {

@@ -361,3 +361,64 @@ describe("logout", () => {
     assert.deepEqual(types(events).at(-1), "SIGNED_OUT:other_tab:logout");
   });
 });
+
+describe("tabs and visibility", () => {
+  test("a tab waiting longer than lockTimeout for another tab's lock reports lock_timeout and keeps its token", async () => {
+    const { clock, locks, make, rotor } = setup({ lockTimeout: 1_000 });
+    const { c, events } = make();
+    const s = await c.login("ada", "pw");
+    // another tab holds the lock and never lets go
+    void locks.request("rotor-refresh http://rotor" + n + ".test", {}, () => new Promise<never>(() => undefined));
+    await flush();
+    const p = c.getAccessToken({ forceRefresh: true });
+    await clock.advance(1_500);
+    assert.equal(await p, s.accessToken, "the still-valid token");
+    const e = events.at(-1) as Extract<AuthEvent, { type: "REFRESH_ERROR" }>;
+    assert.equal(e.type, "REFRESH_ERROR");
+    assert.equal(e.error.code, "lock_timeout");
+    assert.equal(e.willRetry, true);
+    assert.equal(rotor.refreshLog.length, 0, "no refresh without the lock");
+  });
+
+  test("body mode with a storage adapter: tabs share the refresh token; without one, body mode has no cross-tab state", async () => {
+    const { clock, rotor, make } = setup({}, { cookie: false });
+    let stored: string | null = null;
+    const storage = { get: () => stored, set: (t: string | null) => void (stored = t) };
+    const a = make({ storage });
+    const b = make({ storage });
+    await a.c.login("ada", "pw");
+    assert.ok((stored as string | null)?.startsWith("rt_"));
+    await flush();
+    assert.ok(b.c.session, "b learned of the login");
+    const p = Promise.all([a.c.getAccessToken({ forceRefresh: true }), b.c.getAccessToken({ forceRefresh: true })]);
+    await clock.advance(1_000);
+    const [ta, tb] = await p;
+    assert.equal(ta, tb);
+    assert.equal(rotor.rotations, 1);
+    assert.equal(rotor.reuses, 0);
+    await b.c.logout();
+    assert.equal(stored, null);
+    const lone = make({ crossTab: undefined });
+    assert.equal(await lone.c.getAccessToken(), null, "a body-mode client without storage starts signed out");
+  });
+
+  test("a hidden tab skips its timer and refreshes when it becomes visible", async () => {
+    const listeners: (() => void)[] = [];
+    const doc = { visibilityState: "visible", addEventListener: (_: string, f: () => void) => listeners.push(f), removeEventListener() {} };
+    (globalThis as { document?: unknown }).document = doc;
+    try {
+      const { clock, rotor, make } = setup();
+      const { c } = make();
+      await c.login("ada", "pw");
+      doc.visibilityState = "hidden";
+      await clock.advance(845_000);
+      assert.equal(rotor.rotations, 0, "no refresh while hidden");
+      doc.visibilityState = "visible";
+      for (const f of listeners) f();
+      await clock.advance(100);
+      assert.equal(rotor.rotations, 1, "refreshed on becoming visible");
+    } finally {
+      delete (globalThis as { document?: unknown }).document;
+    }
+  });
+});

@@ -279,7 +279,12 @@ describe("Next.js helpers", () => {
     const login = await w.rotor.authRoute(
       new Request("http://app.test/auth/token", {
         method: "POST",
-        headers: { "Content-Type": "application/json", Origin: "http://app.test", cookie: `theme=dark; ${REFRESH_COOKIE}=rt_0` },
+        headers: {
+          "Content-Type": "application/json",
+          Origin: "http://app.test",
+          cookie: `theme=dark; ${REFRESH_COOKIE}=rt_0`,
+          "X-Forwarded-For": "6.6.6.6", // spoofed by the client: never passed on
+        },
         body: JSON.stringify({ username: "ada", password: "pw" }),
       }),
     );
@@ -288,6 +293,7 @@ describe("Next.js helpers", () => {
     assert.equal(call.headers.get("origin"), "http://app.test");
     assert.equal(call.headers.get("cookie"), `${REFRESH_COOKIE}=rt_0`);
     assert.equal(call.body, JSON.stringify({ username: "ada", password: "pw" }));
+    assert.equal(call.headers.get("x-forwarded-for"), null);
     const sc = login.headers.getSetCookie();
     assert.ok(sc.some((c) => c.startsWith(`${REFRESH_COOKIE}=rt_`)));
     assert.ok(sc.some((c) => c.startsWith("__Host-rotor_access=ey")));
