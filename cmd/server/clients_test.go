@@ -779,7 +779,11 @@ func TestDisabledClientRefusedOnSecondInstance(t *testing.T) {
 	wantInvalidClient(t, "a: login at the disabled client", clDo(t, "POST", a.base+"/token",
 		clJSON(map[string]string{"username": email, "password": clUserPassword, "client_id": pubID})))
 	// b may still hold the client as enabled (it reloads clients every 5
-	// s), but the session is revoked: refused either way.
+	// s), but the store refuses a login at a disabled client and the
+	// session is revoked: refused either way, and no session is opened.
+	if r := clDo(t, "POST", b.base+"/token", clJSON(map[string]string{"username": email, "password": clUserPassword, "client_id": pubID})); r.status != 401 && r.status != 400 {
+		t.Errorf("b: login at the disabled client: %v", r)
+	}
 	if r := clDo(t, "POST", b.base+"/refresh", clJSON(map[string]string{"refresh_token": userRT, "client_id": pubID})); r.status != 401 && r.status != 400 {
 		t.Errorf("b: the disabled client's refresh token: %v", r)
 	}
@@ -787,6 +791,9 @@ func TestDisabledClientRefusedOnSecondInstance(t *testing.T) {
 	def := clLogin(t, a.base, "", email)
 	if r := me(b, def.str("access_token"))(); r.status != 200 {
 		t.Errorf("b: the user's default-client token: %v", r)
+	}
+	if st, _, body, err := request("GET", b.base+"/sessions", "", def.str("access_token")); err != nil || st != 200 || strings.Contains(string(body), pubID) {
+		t.Errorf("b: sessions after the client was disabled: %d %v %s", st, err, body)
 	}
 
 	// Enabled again: new tokens work everywhere, old ones stay dead.
@@ -1054,9 +1061,13 @@ func TestTwoAppsOneIssuer(t *testing.T) {
 	file := clWriteFile(t, map[string]any{"clients": []map[string]any{
 		{"client_id": "bank", "name": "Bank", "type": "public", "allowed_origins": []string{bankOrigin}, "audience": "bank-api"},
 		{"client_id": "portal", "name": "Retirement portal", "type": "public", "allowed_origins": []string{portalOrigin}, "audience": "portal-api"},
+		{"client_id": "portal-server", "name": "Retirement portal (server side)", "type": "confidential",
+			"grant_types": []string{"password", "refresh_token"}, "audience": "portal-api", "secret_env": "PORTAL_SERVER_SECRET"},
 	}})
+	const serverSecret = "the portal server's secret, 32+ bytes"
 	vars := clEnv(t, writeKeys(t))
 	vars["CLIENTS_FILE"] = file
+	vars["PORTAL_SERVER_SECRET"] = serverSecret
 	vars["REFRESH_COOKIE"] = "true"
 	vars["CORS_ALLOWED_ORIGINS"] = defaultOrigin
 	in := start(t, vars)
@@ -1167,6 +1178,18 @@ func TestTwoAppsOneIssuer(t *testing.T) {
 			t.Errorf("%s rotated token: %v", a.id, claims)
 		}
 	}
+
+	// A confidential client is a server: in browser mode too it gets its
+	// refresh token in the body, sets no cookie and needs no Origin.
+	srv := clDo(t, "POST", base+"/token", url.Values{"grant_type": {"password"}, "username": {email}, "password": {clUserPassword}},
+		"Authorization", basicAuth("portal-server", serverSecret))
+	if srv.status != 200 || srv.str("refresh_token") == "" || len(srv.cookies) != 0 {
+		t.Fatalf("confidential login in browser mode: %v (cookies %v)", srv, srv.cookies)
+	}
+	if r := clDo(t, "POST", base+"/refresh", url.Values{"refresh_token": {srv.str("refresh_token")}}, "Authorization", basicAuth("portal-server", serverSecret)); r.status != 200 || len(r.cookies) != 0 {
+		t.Errorf("confidential refresh in browser mode: %v", r)
+	}
+	wantError(t, "the portal server's refresh token at the portal", refresh("portal", portalOrigin, portal.cookie, srv.str("refresh_token")), 400, "invalid_grant")
 
 	// A CORS preflight from either app's origin is answered; from another
 	// origin it is refused.

@@ -61,13 +61,6 @@ func composeService(t *testing.T) (env, mounts map[string]string) {
 	return env, mounts
 }
 
-// composeEnv is the rotor service's environment.
-func composeEnv(t *testing.T) map[string]string {
-	t.Helper()
-	env, _ := composeService(t)
-	return env
-}
-
 var composeVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 
 // composeInterpolate expands ${NAME:-default} and ${NAME} from this
