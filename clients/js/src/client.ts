@@ -359,9 +359,10 @@ class Client implements RotorClient {
   readonly sessions = {
     list: async (): Promise<SessionInfo[]> => this.json(await this.fetch(this.url("/sessions?limit=200"))),
     revoke: async (id: string): Promise<void> => {
+      // This device's own session: a logout, which also clears the cookie.
+      if (this.current?.sessionId === id) return this.logout();
       const res = await this.fetch(this.url("/sessions/" + encodeURIComponent(id)), { method: "DELETE" });
       if (!res.ok) throw await errorFrom(res);
-      if (this.current?.sessionId === id) this.signOut("logout", true);
     },
   };
 
@@ -415,6 +416,7 @@ class Client implements RotorClient {
 
   /** The network part, holding the lock: attempts and retries inside the grace window. */
   private async refreshNow(): Promise<string | null> {
+    if (this.stale) return this.staleToken(); // never replay a token whose reply was lost
     if (this.mode === "body") {
       if (this.storage) this.refreshToken = (await this.storage.get()) ?? null;
       if (!this.refreshToken) {
@@ -528,7 +530,11 @@ class Client implements RotorClient {
     if (!this.grace) {
       const configured = this.configuredGrace;
       const p = (async () => {
-        const res = await this.f(this.url("/.well-known/oauth-authorization-server"));
+        const ctl = new AbortController();
+        const t = this.timers.setTimeout(() => ctl.abort(), this.requestTimeout);
+        const res = await this.f(this.url("/.well-known/oauth-authorization-server"), { signal: ctl.signal }).finally(() =>
+          this.timers.clearTimeout(t),
+        );
         if (!res.ok) throw new Error("metadata: HTTP " + res.status);
         const server = (await res.json())?.rotor_refresh_reuse_grace_seconds;
         if (typeof server !== "number" || !(server >= 0)) throw new Error("metadata without rotor_refresh_reuse_grace_seconds");

@@ -26,7 +26,7 @@ export function CredentialsForm({ signUp }: { signUp?: boolean }) {
   return (
     <form onSubmit={submit}>
       <input name="email" type="email" placeholder="email" autoComplete="username" required />
-      <input name="password" type="password" placeholder="password (10+ characters)" autoComplete={signUp ? "new-password" : "current-password"} required />
+      <input name="password" type="password" placeholder="password (8+ characters)" autoComplete={signUp ? "new-password" : "current-password"} required />
       <button disabled={busy}>{signUp ? "Sign up" : "Log in"}</button>
       {error && <p className="error" role="alert">{error}</p>}
     </form>
