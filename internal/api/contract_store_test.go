@@ -123,9 +123,9 @@ func (f *ctFaultyStore) RevocationFeed(ctx context.Context, c tokens.FeedCursor,
 	return f.Store.RevocationFeed(ctx, c, now, limit)
 }
 
-func (f *ctFaultyStore) Revocations(ctx context.Context, since int64, now time.Time) ([]tokens.Revocation, int64, error) {
+func (f *ctFaultyStore) Revocations(ctx context.Context, since tokens.SyncCursor, now time.Time) ([]tokens.Revocation, tokens.SyncCursor, error) {
 	if err := f.err(); err != nil {
-		return nil, 0, err
+		return nil, since, err
 	}
 	return f.Store.Revocations(ctx, since, now)
 }

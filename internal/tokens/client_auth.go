@@ -29,12 +29,24 @@ func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (Client,
 	if !validClientID(a.ID) {
 		return Client{}, errClientAuth
 	}
-	var c Client
 	if !a.HasSecret {
-		// A public client: the in-memory directory is enough (the hot path
-		// of browser logins and refreshes).
+		// A public client: the in-memory directory serves the hot path of
+		// browser logins and refreshes; one it does not know yet (created
+		// through another instance or `server clients` in the last few
+		// seconds) is looked up in the store.
 		known, ok := s.clients.get(a.ID)
-		if !ok || known.Type != ClientPublic || known.Disabled {
+		if !ok {
+			c, err := s.store.Client(ctx, a.ID)
+			if errors.Is(err, ErrNotFound) {
+				return Client{}, errClientAuth
+			}
+			if err != nil {
+				return Client{}, err
+			}
+			s.clients.put(c)
+			known = c
+		}
+		if known.Type != ClientPublic || known.Disabled {
 			return Client{}, errClientAuth
 		}
 		return known, nil
@@ -50,6 +62,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (Client,
 	if !s.clientSecretMatches(c, a.Secret) || c.Disabled {
 		return Client{}, errClientAuth
 	}
+	s.clients.put(c) // its tokens verify here at once, whatever the reload interval
 	return c, nil
 }
 

@@ -30,7 +30,7 @@ type Denylist struct {
 	mu       sync.RWMutex
 	sessions map[uuid.UUID]time.Time
 	tokens   map[uuid.UUID]time.Time
-	cursor   int64
+	cursor   SyncCursor
 }
 
 // NewDenylist returns an empty denylist.
@@ -59,16 +59,16 @@ func (d *Denylist) Add(rs ...Revocation) {
 // by Store.Revocations). It never moves back. Revocations this instance
 // writes itself are Added without touching it: others' entries below them
 // may not have been read yet.
-func (d *Denylist) SetCursor(c int64) {
+func (d *Denylist) SetCursor(c SyncCursor) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c > d.cursor {
+	if c.newer(d.cursor) {
 		d.cursor = c
 	}
 }
 
 // Cursor returns the store cursor to read from next.
-func (d *Denylist) Cursor() int64 {
+func (d *Denylist) Cursor() SyncCursor {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.cursor

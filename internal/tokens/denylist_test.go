@@ -13,7 +13,7 @@ import (
 func TestDenylistSessionAndToken(t *testing.T) {
 	d := tokens.NewDenylist()
 	sid, jti, other := uuid.New(), uuid.New(), uuid.New()
-	if d.Denied(sid, jti, t0) || d.Len() != 0 || d.Cursor() != 0 {
+	if d.Denied(sid, jti, t0) || d.Len() != 0 || d.Cursor().MaxID != 0 {
 		t.Fatal("a new denylist is not empty")
 	}
 	d.Add(tokens.Revocation{ID: 1, Kind: tokens.RevokeSession, Subject: sid, Until: t0.Add(time.Minute)})
@@ -108,7 +108,7 @@ func TestDenylistLaterUntilWins(t *testing.T) {
 
 func TestDenylistPurge(t *testing.T) {
 	d := tokens.NewDenylist()
-	d.SetCursor(10)
+	d.SetCursor(tokens.SyncCursor{MaxID: 10, Xmax: 10})
 	var keep, gone []uuid.UUID
 	for i := range 10 {
 		s := uuid.New()
@@ -142,24 +142,24 @@ func TestDenylistPurge(t *testing.T) {
 	if n := d.Purge(t0.Add(time.Minute)); n != len(keep) || d.Len() != 0 {
 		t.Errorf("final Purge removed %d, Len %d", n, d.Len())
 	}
-	if d.Cursor() != 10 {
-		t.Errorf("Purge moved the cursor to %d", d.Cursor())
+	if d.Cursor().MaxID != 10 {
+		t.Errorf("Purge moved the cursor to %d", d.Cursor().MaxID)
 	}
 }
 
 func TestDenylistCursor(t *testing.T) {
 	d := tokens.NewDenylist()
 	for _, c := range []struct{ set, want int64 }{{5, 5}, {3, 5}, {9, 9}, {0, 9}, {10, 10}} {
-		d.SetCursor(c.set)
-		if got := d.Cursor(); got != c.want {
+		d.SetCursor(tokens.SyncCursor{MaxID: c.set, Xmax: c.set})
+		if got := d.Cursor().MaxID; got != c.want {
 			t.Fatalf("after SetCursor(%d): Cursor = %d, want %d", c.set, got, c.want)
 		}
 	}
 	// Entries, local or synced, never move the cursor: only the store's
 	// cursor says how far the store has been read.
 	d.Add(tokens.Revocation{ID: 400, Kind: tokens.RevokeSession, Subject: uuid.New(), Until: t0.Add(time.Hour)})
-	if d.Cursor() != 10 {
-		t.Fatalf("Add moved the cursor to %d", d.Cursor())
+	if d.Cursor().MaxID != 10 {
+		t.Fatalf("Add moved the cursor to %d", d.Cursor().MaxID)
 	}
 }
 

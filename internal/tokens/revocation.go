@@ -306,14 +306,6 @@ func (s *Service) Introspect(token string) (Principal, bool) {
 	return p, err == nil
 }
 
-// Revocations returns the unexpired denylist entries committed since the
-// cursor since (0: all of them) and the cursor to pass next time, for
-// resource servers that keep their own copy. Entries may repeat; none is
-// ever skipped.
-func (s *Service) Revocations(ctx context.Context, since int64) ([]Revocation, int64, error) {
-	return s.store.Revocations(ctx, since, s.now())
-}
-
 // RevocationFeed returns one page of at most limit unexpired revocations
 // from cursor c, the cursor to pass next, and whether more are waiting now.
 // Entries may repeat across calls; none is ever skipped.

@@ -92,7 +92,7 @@ func (s *Service) staleRevocations(now time.Time) error {
 
 // timedSync runs one sync from since and, if it succeeds, records its start
 // as the denylist's freshness.
-func (s *Service) timedSync(ctx context.Context, since int64) error {
+func (s *Service) timedSync(ctx context.Context, since SyncCursor) error {
 	start := s.now()
 	if err := s.syncFrom(ctx, since); err != nil {
 		return err

@@ -23,7 +23,7 @@ type revStore struct {
 	during       func() // runs inside the call, before it answers
 }
 
-func (s *revStore) Revocations(_ context.Context, since int64, now time.Time) ([]tokens.Revocation, int64, error) {
+func (s *revStore) Revocations(_ context.Context, since tokens.SyncCursor, now time.Time) ([]tokens.Revocation, tokens.SyncCursor, error) {
 	s.mu.Lock()
 	revs, fail, during := s.revs, s.fail, s.during
 	s.mu.Unlock()
@@ -31,9 +31,10 @@ func (s *revStore) Revocations(_ context.Context, since int64, now time.Time) ([
 		during()
 	}
 	if fail != nil {
-		return nil, 0, fail
+		return nil, since, fail
 	}
-	return revs, int64(len(revs)) + 1, nil
+	n := int64(len(revs)) + 1
+	return revs, tokens.SyncCursor{MaxID: n, Xmax: n}, nil
 }
 
 func (s *revStore) set(fn func(s *revStore)) {

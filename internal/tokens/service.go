@@ -308,14 +308,14 @@ func (s *Service) SyncRevocations(ctx context.Context) error {
 // missed. (Incremental syncs leave purging to it: Denied already ignores an
 // expired entry, so sweeping the map on every notice would be wasted work.)
 func (s *Service) FullSyncRevocations(ctx context.Context) error {
-	if err := s.timedSync(ctx, 0); err != nil {
+	if err := s.timedSync(ctx, SyncCursor{}); err != nil {
 		return err
 	}
 	s.deny.Purge(s.now())
 	return nil
 }
 
-func (s *Service) syncFrom(ctx context.Context, since int64) error {
+func (s *Service) syncFrom(ctx context.Context, since SyncCursor) error {
 	rs, next, err := s.store.Revocations(ctx, since, s.now())
 	if err != nil {
 		return err

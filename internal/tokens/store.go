@@ -127,6 +127,24 @@ type NewSession struct {
 	Evict       SessionRevocation
 }
 
+// SyncCursor is how far an instance has read the denylist: the highest
+// entry ID its last read saw, and that read's snapshot (PostgreSQL: xmax
+// and the in-progress transactions, whose entries may still commit with
+// lower IDs). The zero cursor reads everything.
+type SyncCursor struct {
+	MaxID int64
+	Xmax  int64
+	Xip   []int64
+}
+
+// newer reports whether c was read after o (cursors never move back).
+func (c SyncCursor) newer(o SyncCursor) bool {
+	if c.Xmax != o.Xmax {
+		return c.Xmax > o.Xmax
+	}
+	return c.MaxID > o.MaxID
+}
+
 // SessionCursor names the last session of a page of ActiveSessions.
 type SessionCursor struct {
 	CreatedAt time.Time
@@ -207,12 +225,15 @@ type Store interface {
 	ActiveSessions(ctx context.Context, userID uuid.UUID, now time.Time, after *SessionCursor, limit int) ([]Session, error)
 
 	// Revocations lists the denylist entries with Until > now that may have
-	// committed since the cursor since (0 at first: everything), in ID
-	// order, and returns the cursor for the next call. It may repeat entries
-	// (callers add them idempotently) but never skips one: an entry whose
-	// transaction commits after a call is listed by the next call made with
-	// that call's cursor, whatever the order of IDs and commits.
-	Revocations(ctx context.Context, since int64, now time.Time) ([]Revocation, int64, error)
+	// committed since the cursor since (the zero cursor at first:
+	// everything), in ID order, and returns the cursor for the next call.
+	// It may repeat entries (callers add them idempotently) but never skips
+	// one: an entry whose transaction commits after a call is listed by the
+	// next call made with that call's cursor, whatever the order of IDs and
+	// commits. It reads only entries that are new since the cursor's read
+	// (or were then uncommitted), so a backlog is read once, not on every
+	// call while some long transaction runs.
+	Revocations(ctx context.Context, since SyncCursor, now time.Time) ([]Revocation, SyncCursor, error)
 	// RevocationFeed is one page of the revocation feed for resource
 	// servers: up to limit unexpired entries from cursor c, in ID order,
 	// the cursor to pass next and whether more entries are waiting now

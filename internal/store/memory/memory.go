@@ -309,16 +309,16 @@ func (s *Store) ActiveSessions(_ context.Context, userID uuid.UUID, now time.Tim
 // Revocations implements tokens.Store.
 // Every write here commits at once, in ID order, so the cursor is the last
 // ID handed out.
-func (s *Store) Revocations(_ context.Context, since int64, now time.Time) ([]tokens.Revocation, int64, error) {
+func (s *Store) Revocations(_ context.Context, since tokens.SyncCursor, now time.Time) ([]tokens.Revocation, tokens.SyncCursor, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []tokens.Revocation{}
 	for _, r := range s.revs {
-		if r.ID > since && r.Until.After(now) {
+		if r.ID > since.MaxID && r.Until.After(now) {
 			out = append(out, r)
 		}
 	}
-	return out, s.nextRev, nil
+	return out, tokens.SyncCursor{MaxID: s.nextRev, Xmax: s.nextRev}, nil
 }
 
 // RevocationFeed implements tokens.Store. IDs are handed out in commit

@@ -53,42 +53,55 @@ func (s *Store) Audit(ctx context.Context, userID uuid.UUID, before int64, limit
 	return out, wrap(rows.Err())
 }
 
-// Revocations implements tokens.Store. The cursor is the snapshot's xmin:
-// every transaction with an older xid had finished when the statement's
-// snapshot was taken, so its entries are listed now; any transaction that
-// may still commit has an xid at or above xmin, so reading "xid >= cursor"
-// next time catches its entries whatever their IDs. (Entries already seen
-// with such xids are listed again: harmless.) An ID cursor would skip an
-// entry whose transaction took its ID first and committed last.
-func (s *Store) Revocations(ctx context.Context, since int64, now time.Time) (_ []tokens.Revocation, _ int64, err error) {
+// Revocations implements tokens.Store. The cursor is the read's snapshot:
+// the highest ID it saw, its xmax and its in-progress transactions (xip).
+// An entry the read did not see belongs to a transaction that was in
+// progress then (in xip), or that took its xid after it (>= xmax), or has
+// an ID above every one it saw; the next read asks for exactly those, so it
+// never skips an entry whatever the order of IDs and commits, and it does
+// not read again what it already has, however long some other transaction
+// holds the snapshot's xmin back.
+func (s *Store) Revocations(ctx context.Context, since tokens.SyncCursor, now time.Time) (_ []tokens.Revocation, _ tokens.SyncCursor, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.timed("revocations", time.Now(), &err)
-	rows, err := s.pool.Query(ctx, `
-		WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin)
-		SELECT h.xmin, r.id, r.kind, r.subject, r.until
-		FROM h LEFT JOIN revocations r ON r.xid >= $1::bigint::text::xid8 AND r.until > $2
-		ORDER BY r.id`, since, now)
-	if err != nil {
-		return nil, 0, wrap(err)
+	xip := since.Xip
+	if xip == nil {
+		xip = []int64{}
 	}
-	defer rows.Close()
-	out := []tokens.Revocation{}
-	var next int64
-	for rows.Next() {
-		var id *int64
-		var kind *string
-		var subject *uuid.UUID
-		var until *time.Time
-		if err := rows.Scan(&next, &id, &kind, &subject, &until); err != nil {
-			return nil, 0, wrap(err)
+	var next tokens.SyncCursor
+	var out []tokens.Revocation
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	// One snapshot for both statements: the entries read and the cursor
+	// describe the same moment.
+	b.Queue(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+	               ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) x),
+	               coalesce((SELECT max(id) FROM revocations), 0)`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&next.Xmax, &next.Xip, &next.MaxID)
+	})
+	b.Queue(`
+		SELECT id, kind, subject, until FROM revocations
+		WHERE until > $4 AND (id > $1 OR xid >= $2::bigint::text::xid8 OR xid = ANY($3::bigint[]::text[]::xid8[]))
+		ORDER BY id`, since.MaxID, since.Xmax, xip, now).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var r tokens.Revocation
+			if err := rows.Scan(&r.ID, &r.Kind, &r.Subject, &r.Until); err != nil {
+				return err
+			}
+			out = append(out, r)
 		}
-		if id != nil {
-			out = append(out, tokens.Revocation{ID: *id, Kind: *kind, Subject: *subject, Until: *until})
-		}
+		return rows.Err()
+	})
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, since, wrap(err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, wrap(err)
+	if next.MaxID < since.MaxID { // the highest rows may have been purged meanwhile
+		next.MaxID = since.MaxID
+	}
+	if out == nil {
+		out = []tokens.Revocation{}
 	}
 	return out, next, nil
 }
@@ -198,12 +211,12 @@ func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int
 		return n, wrap(err)
 	}
 	n += int(tag.RowsAffected())
-	// Audit events past retention, oldest first: ids grow with time, so the
-	// primary key gives the oldest batch, of which those past retention go.
-	// The scan reads at most batch rows, whether or not any is old enough.
+	// Audit events past retention, found through the BRIN index on at
+	// (migration 00007): a purge with nothing old enough reads a few index
+	// pages, not the table.
 	tag, err = s.pool.Exec(ctx, `
-		DELETE FROM audit_events WHERE id IN (
-			SELECT id FROM (SELECT id, at FROM audit_events ORDER BY id LIMIT $2) oldest WHERE at < $1)`,
+		DELETE FROM audit_events WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM audit_events WHERE at < $1 LIMIT $2))`,
 		auditBefore, batch)
 	if err != nil {
 		return n, wrap(err)

@@ -126,7 +126,7 @@ func TestRevocationCursorSurvivesOutOfOrderCommits(t *testing.T) {
 	if _, err := s.DenyToken(ctx, early, now.Add(time.Hour), tokens.AuditEvent{At: now, Kind: tokens.EventRevoked}); err != nil {
 		t.Fatal(err)
 	}
-	first, cursor, err := s.Revocations(ctx, 0, now)
+	first, cursor, err := s.Revocations(ctx, tokens.SyncCursor{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +152,58 @@ func hasSubject(rs []tokens.Revocation, id uuid.UUID) bool {
 		}
 	}
 	return false
+}
+
+// TestRevocationSyncReadsABacklogOnce: a transaction that stays open (here
+// one that already took an xid, as a long report or a stuck session does)
+// holds the snapshot's xmin back; the instance sync still reads each entry
+// once, not the whole backlog on every call, and still gets the open
+// transaction's entry when it commits.
+func TestRevocationSyncReadsABacklogOnce(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	pin, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Rollback(ctx) //nolint:errcheck // committed below
+	late := uuid.New()
+	if _, err := pin.Exec(ctx, `INSERT INTO revocations (kind, subject, until, created_at) VALUES ('token', $1, $2, $3)`,
+		late, now.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	_, cursor, err := s.Revocations(ctx, tokens.SyncCursor{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if _, err := s.DenyToken(ctx, uuid.New(), now.Add(time.Hour), tokens.AuditEvent{At: now, Kind: tokens.EventRevoked}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, cursor, err := s.Revocations(ctx, cursor, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 50 || hasSubject(first, late) {
+		t.Fatalf("first read: %d entries (late one listed: %v), want the 50 new ones", len(first), hasSubject(first, late))
+	}
+	again, cursor, err := s.Revocations(ctx, cursor, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 0 {
+		t.Fatalf("a read with nothing new listed %d entries again", len(again))
+	}
+	if err := pin.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last, _, err := s.Revocations(ctx, cursor, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != 1 || !hasSubject(last, late) {
+		t.Fatalf("after the open transaction committed: %d entries, want exactly its one", len(last))
+	}
 }

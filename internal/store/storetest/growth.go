@@ -25,7 +25,7 @@ func growthTests() []namedTest {
 // audit events.
 func counts(t *testing.T, f *Fixture, userID uuid.UUID) (revs, events int) {
 	t.Helper()
-	rs, _, err := f.Store.Revocations(ctx, 0, f.Clock.Now())
+	rs, _, err := f.Store.Revocations(ctx, tokens.SyncCursor{}, f.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

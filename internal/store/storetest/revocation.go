@@ -317,7 +317,7 @@ func testTwinSync(t *testing.T, store tokens.Store) {
 	third.MustBeDenied(p.AccessToken, "on an instance started after the revocation")
 	// Once every token it covers has expired, the entry is gone.
 	f.Clock.Advance(f.Cfg.AccessTTL + 2*time.Minute) // past TTL, leeway and margin
-	revs, _, err := store.Revocations(ctx, 0, f.Clock.Now())
+	revs, _, err := store.Revocations(ctx, tokens.SyncCursor{}, f.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func testPurge(t *testing.T, store tokens.Store) {
 	if _, _, err := store.SessionBySelector(ctx, Selector(t, old.RefreshToken)); !errors.Is(err, tokens.ErrNotFound) {
 		t.Fatalf("token of a purged session still stored: %v", err)
 	}
-	revs, _, err := store.Revocations(ctx, 0, f.Clock.Now().Add(-24*time.Hour))
+	revs, _, err := store.Revocations(ctx, tokens.SyncCursor{}, f.Clock.Now().Add(-24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
