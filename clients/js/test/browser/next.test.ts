@@ -93,6 +93,7 @@ test("Next.js example: sign up, server-rendered page, API route, sessions, refre
   assert.equal(await page.locator("[data-testid=sessions] tbody tr").count(), 2);
   await page.click(`tr[data-session="${other.json!["session_id"]}"] button:has-text('Revoke')`);
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=sessions] tbody tr").length === 1);
+  if (process.env["ARTIFACT_DIR"]) await page.screenshot({ path: path.join(process.env["ARTIFACT_DIR"], "nextjs-sessions.png"), fullPage: true });
   assert.equal(await page.getAttribute("[data-testid=sessions] tbody tr", "data-current"), "yes");
 
   // The user leaves (no client runs), the access token becomes due, and
@@ -114,6 +115,8 @@ test("Next.js example: sign up, server-rendered page, API route, sessions, refre
   assert.notEqual(await refreshCookie(), rtBefore, "the rotated refresh cookie reached the browser");
   assert.equal(await page.textContent("[data-testid=jti]"), claims(afterToken).jti, "the page rendered with the new token");
   assert.equal(await page.textContent("[data-testid=email]"), email);
+  const shots = process.env["ARTIFACT_DIR"];
+  if (shots) await page.screenshot({ path: path.join(shots, "nextjs-protected.png"), fullPage: true });
   // and the next request needs no refresh
   await page.goto(app + "/protected");
   assert.equal(refreshes() - n, 1);
