@@ -241,7 +241,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			return err
 		}
 	}
-	svc, err := tokens.NewService(store, password.Argon2id{Params: password.OWASP}, cfg.serviceConfig(keys, secret))
+	svcCfg := cfg.serviceConfig(keys, secret)
+	svcCfg.Observer = api.NewDomainMetrics(reg) // counted in the domain, where each event happens
+	svc, err := tokens.NewService(store, password.Argon2id{Params: password.OWASP}, svcCfg)
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,6 @@ func (s *server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.metrics.revocations.WithLabelValues(tokens.ReasonUserRevoked).Inc()
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -191,6 +190,5 @@ func (s *server) handlePassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.metrics.revocations.WithLabelValues(tokens.ReasonPasswordChange).Inc()
 	w.WriteHeader(http.StatusNoContent)
 }

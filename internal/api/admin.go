@@ -61,9 +61,6 @@ func (s *server) handleAdminUpdateUser(w http.ResponseWriter, r *http.Request, a
 		writeError(w, r, s.log, err)
 		return
 	}
-	if req.Disabled != nil && *req.Disabled {
-		s.metrics.revocations.WithLabelValues(tokens.ReasonUserDisabled).Inc()
-	}
 	writeJSON(w, http.StatusOK, userView(u, true))
 }
 
@@ -95,7 +92,6 @@ func (s *server) handleAdminRevokeUserSessions(w http.ResponseWriter, r *http.Re
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.metrics.revocations.WithLabelValues(tokens.ReasonAdmin).Add(float64(n))
 	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 
@@ -108,7 +104,6 @@ func (s *server) handleAdminRevokeSession(w http.ResponseWriter, r *http.Request
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.metrics.revocations.WithLabelValues(tokens.ReasonAdmin).Inc()
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -6,19 +6,90 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rotorauth/rotor/internal/tokens"
 )
 
-// metrics are the Prometheus series of SPEC §8 that the HTTP layer can see.
+// metrics are the Prometheus series the HTTP layer itself counts: requests
+// and their latency, and rate-limit refusals. Domain events (rotations,
+// revocations, failed logins) are counted by DomainMetrics, inside the
+// domain functions that carry them out.
 type metrics struct {
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
-	rotations   *prometheus.CounterVec
-	reuse       prometheus.Counter
-	revocations *prometheus.CounterVec
-	loginFailed prometheus.Counter
 	rateLimited *prometheus.CounterVec
 	series      sync.Map // seriesKey → requestSeries
 }
+
+// DomainMetrics is a tokens.Observer that counts the domain's events as
+// Prometheus series. Give it to the Service (tokens.Config.Observer).
+type DomainMetrics struct {
+	refreshes   *prometheus.CounterVec
+	reuse       prometheus.Counter
+	revocations *prometheus.CounterVec
+	denied      *prometheus.CounterVec
+	loginFailed prometheus.Counter
+}
+
+var _ tokens.Observer = (*DomainMetrics)(nil)
+
+// NewDomainMetrics registers the domain's series on reg:
+//
+//   - rotor_refresh_total{outcome="rotated"|"replayed"}: successful
+//     refreshes, a rotation or a grace-window replay;
+//   - rotor_reuse_detections_total: used tokens presented again (each
+//     revoked its session);
+//   - rotor_revocations_total{reason}: sessions revoked, one per session,
+//     by reason (logout, logout_all, reuse_detected, admin, …);
+//   - rotor_tokens_denied_total{reason}: access tokens denylisted by jti;
+//   - rotor_login_failures_total: logins refused for bad credentials or a
+//     disabled user.
+func NewDomainMetrics(reg prometheus.Registerer) *DomainMetrics {
+	m := &DomainMetrics{
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotor_refresh_total", Help: "Successful refreshes: rotated, or replayed inside the grace window.",
+		}, []string{"outcome"}),
+		reuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rotor_reuse_detections_total", Help: "Refresh-token reuse detections (each revokes a session).",
+		}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotor_revocations_total", Help: "Sessions revoked, one per session, by reason.",
+		}, []string{"reason"}),
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotor_tokens_denied_total", Help: "Access tokens denylisted by jti, by reason.",
+		}, []string{"reason"}),
+		loginFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rotor_login_failures_total", Help: "Logins refused for bad credentials or a disabled user.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.refreshes, m.reuse, m.revocations, m.denied, m.loginFailed)
+	}
+	return m
+}
+
+// Refreshed implements tokens.Observer.
+func (m *DomainMetrics) Refreshed(replay bool) {
+	outcome := "rotated"
+	if replay {
+		outcome = "replayed"
+	}
+	m.refreshes.WithLabelValues(outcome).Inc()
+}
+
+// ReuseDetected implements tokens.Observer.
+func (m *DomainMetrics) ReuseDetected() { m.reuse.Inc() }
+
+// SessionsRevoked implements tokens.Observer.
+func (m *DomainMetrics) SessionsRevoked(reason string, n int) {
+	m.revocations.WithLabelValues(reason).Add(float64(n))
+}
+
+// TokenDenied implements tokens.Observer.
+func (m *DomainMetrics) TokenDenied(reason string) { m.denied.WithLabelValues(reason).Inc() }
+
+// LoginFailed implements tokens.Observer.
+func (m *DomainMetrics) LoginFailed() { m.loginFailed.Inc() }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -29,24 +100,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rotor_http_request_duration_seconds", Help: "HTTP request latency by method and route template.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "route"}),
-		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rotor_refresh_total", Help: "Successful refreshes: rotated, or replayed inside the grace window.",
-		}, []string{"outcome"}),
-		reuse: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rotor_reuse_detections_total", Help: "Refresh-token reuse detections (each revokes a session).",
-		}),
-		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rotor_revocations_total", Help: "Revocation requests carried out, by reason.",
-		}, []string{"reason"}),
-		loginFailed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rotor_login_failures_total", Help: "Refused logins.",
-		}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotor_rate_limited_total", Help: "Requests refused by a rate limit, by limit.",
 		}, []string{"limit"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.rotations, m.reuse, m.revocations, m.loginFailed, m.rateLimited)
+		reg.MustRegister(m.requests, m.latency, m.rateLimited)
 	}
 	return m
 }

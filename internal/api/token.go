@@ -109,9 +109,6 @@ func (s *server) login(w http.ResponseWriter, r *http.Request, c tokens.Client, 
 	})
 	attempt.done(errors.Is(err, tokens.ErrInvalidGrant))
 	if err != nil {
-		if errors.Is(err, tokens.ErrInvalidGrant) {
-			s.metrics.loginFailed.Inc()
-		}
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -220,10 +217,6 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, c tokens.Client
 	client := s.client(r)
 	pair, err := s.svc.RefreshClient(r.Context(), c, token, client)
 	if err != nil {
-		if tokens.IsReuse(err) {
-			s.metrics.reuse.Inc()
-			s.metrics.revocations.WithLabelValues(tokens.ReasonReuseDetected).Inc()
-		}
 		if errors.Is(err, tokens.ErrInvalidGrant) {
 			s.clearCookie(w, c) // the token is dead for good; a 503 keeps it
 			// Only failures are limited, charged after the token was judged:
@@ -234,7 +227,6 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request, c tokens.Client
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.metrics.rotations.WithLabelValues("ok").Inc()
 	s.writeTokens(w, c, pair)
 }
 
@@ -344,11 +336,6 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	reason := tokens.ReasonLogout
-	if lr.Global {
-		reason = tokens.ReasonLogoutAll
-	}
-	s.metrics.revocations.WithLabelValues(reason).Inc()
 	s.clearCookie(w, app)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -387,7 +374,6 @@ func (s *server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.metrics.revocations.WithLabelValues(tokens.ReasonRevokeEndpoint).Inc()
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, struct{}{})
 }

@@ -50,7 +50,11 @@ func (s *Service) UpdateUser(ctx context.Context, admin Principal, id uuid.UUID,
 	if err != nil {
 		return User{}, err
 	}
-	s.deny.Add(revs...)
+	reason := ReasonRolesReduced
+	if upd.Revoke != nil {
+		reason = upd.Revoke.Reason
+	}
+	s.revoked(reason, revs)
 	u.PasswordHash = ""
 	return u, nil
 }

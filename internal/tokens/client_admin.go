@@ -127,7 +127,9 @@ func (s *Service) UpdateClient(ctx context.Context, spec ClientSpec, actor strin
 	if err != nil {
 		return Client{}, err
 	}
-	s.deny.Add(revs...)
+	if up.Revoke != nil {
+		s.clientRevoked(*up.Revoke, revs)
+	}
 	s.clients.put(c)
 	s.clientEvent(ctx, EventClientUpdated, c.ID, actor, info)
 	return c, nil
@@ -167,11 +169,12 @@ func (s *Service) DeleteClient(ctx context.Context, id, actor string, info Clien
 	if err != nil {
 		return err
 	}
-	revs, err := s.store.DeleteClient(ctx, id, *s.clientRevocation(c, ReasonClientDisabled, info, true))
+	cr := s.clientRevocation(c, ReasonClientDisabled, info, true)
+	revs, err := s.store.DeleteClient(ctx, id, *cr)
 	if err != nil {
 		return err
 	}
-	s.deny.Add(revs...)
+	s.clientRevoked(*cr, revs)
 	s.clients.remove(id)
 	s.clientEvent(ctx, EventClientDeleted, id, actor, info)
 	return nil
@@ -195,24 +198,40 @@ func (s *Service) Clients(ctx context.Context) ([]Client, error) { return s.stor
 // its secret if it names one. Clients the specs do not name are left alone.
 // It reports how many were created and updated.
 func (s *Service) ApplyClients(ctx context.Context, specs []ClientSpec) (created, updated int, err error) {
+	// The whole file is checked before anything is written, so a bad entry
+	// never leaves it half applied.
 	seen := map[string]bool{}
+	exists := map[string]bool{}
 	for _, spec := range specs {
 		if seen[spec.ID] {
-			return created, updated, InvalidInput("client " + spec.ID + " is listed twice")
+			return 0, 0, InvalidInput("client " + spec.ID + " is listed twice")
 		}
 		seen[spec.ID] = true
 		_, err := s.store.Client(ctx, spec.ID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if spec.Type == ClientConfidential && spec.Secret == "" {
-				return created, updated, InvalidInput("client " + spec.ID + ": a confidential client in a clients file needs its secret")
+				return 0, 0, InvalidInput("client " + spec.ID + ": a confidential client in a clients file needs its secret")
 			}
+			c := Client{ID: spec.ID, Name: deref(spec.Name, spec.ID), Type: spec.Type,
+				GrantTypes: deref(spec.GrantTypes, defaultGrants(spec.Type)), AllowedOrigins: deref(spec.AllowedOrigins, []string{}),
+				Audience: deref(spec.Audience, s.cfg.Audience), Roles: deref(spec.Roles, []string{})}
+			if err := validateClient(c); err != nil {
+				return 0, 0, fmt.Errorf("client %s: %w", spec.ID, err)
+			}
+		case err != nil:
+			return 0, 0, err
+		default:
+			exists[spec.ID] = true
+		}
+	}
+	for _, spec := range specs {
+		switch {
+		case !exists[spec.ID]:
 			if _, _, err := s.CreateClient(ctx, spec, "clients-file", ClientInfo{}); err != nil {
 				return created, updated, fmt.Errorf("client %s: %w", spec.ID, err)
 			}
 			created++
-		case err != nil:
-			return created, updated, err
 		default:
 			if _, err := s.UpdateClient(ctx, spec, "clients-file", ClientInfo{}); err != nil {
 				return created, updated, fmt.Errorf("client %s: %w", spec.ID, err)
@@ -260,4 +279,19 @@ func (s *Service) clientRevocation(c Client, reason string, info ClientInfo, ses
 func (s *Service) clientEvent(ctx context.Context, kind, id, actor string, info ClientInfo) {
 	_ = s.store.AddAudit(ctx, AuditEvent{At: s.nowUTC(), Kind: kind, IP: info.IP,
 		Detail: map[string]string{"client_id": id, "by": actor}})
+}
+
+// clientRevoked takes in what a client revocation wrote: its sessions'
+// entries (counted as revoked sessions) and its token family's entry (a
+// family of client_credentials tokens, not a session).
+func (s *Service) clientRevoked(r ClientRevocation, revs []Revocation) {
+	sessions := make([]Revocation, 0, len(revs))
+	for _, rev := range revs {
+		if rev.Subject == r.Family {
+			s.deny.Add(rev)
+			continue
+		}
+		sessions = append(sessions, rev)
+	}
+	s.revoked(r.Sessions.Reason, sessions)
 }

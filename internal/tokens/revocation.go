@@ -17,7 +17,7 @@ func (s *Service) revoke(ctx context.Context, r SessionRevocation) ([]Revocation
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions: %w", err)
 	}
-	s.deny.Add(revs...)
+	s.revoked(r.Reason, revs)
 	return revs, nil
 }
 
@@ -132,6 +132,7 @@ func (s *Service) endByRefresh(ctx context.Context, c Client, token string, clie
 	succ := s.codec.Successor(p.Raw)
 	var sess Session
 	var v Verdict
+	reason := ReasonReuseDetected
 	revs, err := s.store.Refresh(ctx, p.Selector, func(st RefreshState) (RefreshOutcome, error) {
 		now := s.nowUTC()
 		sess = st.Session
@@ -147,6 +148,7 @@ func (s *Service) endByRefresh(ctx context.Context, c Client, token string, clie
 		}
 		r.At, r.DenyUntil = now, s.denyUntil(now)
 		r.Event.At = now
+		reason = r.Reason
 		return RefreshOutcome{Kind: OutcomeRevoke, Now: now, Revoke: *r}, nil
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -155,7 +157,10 @@ func (s *Service) endByRefresh(ctx context.Context, c Client, token string, clie
 	if err != nil {
 		return Session{}, err
 	}
-	s.deny.Add(revs...)
+	if v == VerdictReuse {
+		s.obs.ReuseDetected()
+	}
+	s.revoked(reason, revs)
 	if v == VerdictReuse {
 		return Session{}, errReuseDetected
 	}
@@ -181,6 +186,7 @@ func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, cl
 		return fmt.Errorf("deny token: %w", err)
 	}
 	s.deny.Add(r)
+	s.obs.TokenDenied(reason)
 	return nil
 }
 
@@ -257,7 +263,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	s.deny.Add(revs...)
+	s.revoked(ReasonPasswordChange, revs)
 	return nil
 }
 

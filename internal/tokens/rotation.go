@@ -51,6 +51,7 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 			return TokenPair{}, err
 		}
 		if ok {
+			s.obs.Refreshed(false)
 			return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
 		}
 	}
@@ -79,9 +80,11 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 		return TokenPair{}, err
 	}
 	if v == VerdictReuse {
-		s.deny.Add(revs...)
+		s.obs.ReuseDetected()
+		s.revoked(ReasonReuseDetected, revs)
 		return TokenPair{}, errReuseDetected
 	}
+	s.obs.Refreshed(v == VerdictReplay)
 	// Rotated here, or a grace replay: either way the session's active
 	// token is now succ.
 	exp := st.Session.Chain.ActiveExpiresAt

@@ -38,6 +38,9 @@ type Config struct {
 	DefaultOrigins  []string
 	Keys            *KeySet
 	TokenSecret     []byte
+	// Observer hears rotations, revocations and failed logins (metrics);
+	// nil means none.
+	Observer Observer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -53,6 +56,7 @@ type Service struct {
 	cfg       Config
 	now       func() time.Time
 	dummyHash string
+	obs Observer
 	// clientKey keys the hash of client secrets.
 	clientKey []byte
 	clients   *clientDirectory
@@ -101,6 +105,10 @@ func NewService(store Store, passwords PasswordHasher, cfg Config) (*Service, er
 		}),
 	}
 	s.access.defaultClient, s.access.audienceOf = cfg.DefaultClientID, s.audienceOf
+	s.obs = cfg.Observer
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
 	return s, nil
 }
 
@@ -186,6 +194,7 @@ func (s *Service) LoginClient(ctx context.Context, c Client, email, password str
 		if err := s.store.AddAudit(ctx, AuditEvent{At: now, Kind: EventLoginFailed, UserID: userID, IP: client.IP}); err != nil && errors.Is(err, ErrUnavailable) {
 			return TokenPair{}, err
 		}
+		s.obs.LoginFailed()
 		return TokenPair{}, errBadCredentials
 	}
 	norm, normErr := NormalizeEmail(email)
@@ -236,7 +245,7 @@ func (s *Service) LoginClient(ctx context.Context, c Client, email, password str
 		Event:       AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},
 		MaxSessions: s.cfg.MaxSessionsPerUser, Evict: evict,
 	})
-	s.deny.Add(evicted...)
+	s.revoked(ReasonSessionLimit, evicted)
 	if errors.Is(err, ErrNotFound) { // disabled or deleted meanwhile
 		return failed(&u.ID)
 	}
