@@ -56,7 +56,7 @@ type Service struct {
 	cfg       Config
 	now       func() time.Time
 	dummyHash string
-	obs Observer
+	obs       Observer
 	// clientKey keys the hash of client secrets.
 	clientKey []byte
 	clients   *clientDirectory
