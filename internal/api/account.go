@@ -64,12 +64,7 @@ func (s *server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, userView(u, false))
 }
 
-func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticateUser(r)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
+func (s *server) handleMe(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, struct {
 		ID        string   `json:"id"`
@@ -101,12 +96,7 @@ func (s *server) sessionsView(list []tokens.Session, current uuid.UUID) []sessio
 	return out
 }
 
-func (s *server) handleSessions(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticateUser(r)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
+func (s *server) handleSessions(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	list, ok := s.sessionsPage(w, r, p.UserID)
 	if !ok {
 		return
@@ -147,12 +137,7 @@ func pathID(r *http.Request, what string) (uuid.UUID, error) {
 	return id, nil
 }
 
-func (s *server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticateUser(r)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
+func (s *server) handleDeleteSession(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	id, err := pathID(r, "session")
 	if err == nil {
 		err = s.svc.RevokeOwnSession(r.Context(), p, id, s.client(r))
@@ -164,12 +149,7 @@ func (s *server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *server) handlePassword(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticateUser(r)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
+func (s *server) handlePassword(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	var req struct {
 		Current string `json:"current_password"`
 		New     string `json:"new_password"`
@@ -185,7 +165,7 @@ func (s *server) handlePassword(w http.ResponseWriter, r *http.Request) {
 	if !s.limit(w, r, s.acctLimit, "password:"+p.UserID.String(), time.Now(), "password_user") {
 		return
 	}
-	err = s.hashing(r, func() error { return s.svc.ChangePassword(r.Context(), p, req.Current, req.New, s.client(r)) })
+	err := s.hashing(r, func() error { return s.svc.ChangePassword(r.Context(), p, req.Current, req.New, s.client(r)) })
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

@@ -61,18 +61,6 @@ func (s *server) withRole(r *http.Request, roles ...string) (tokens.Principal, e
 
 type principalHandler func(w http.ResponseWriter, r *http.Request, p tokens.Principal)
 
-// admin wraps a handler that needs the admin role.
-func (s *server) admin(h principalHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.withRole(r, "admin")
-		if err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
-		h(w, r, p)
-	}
-}
-
 func (s *server) client(r *http.Request) tokens.ClientInfo {
 	return tokens.ClientInfo{UserAgent: r.UserAgent(), IP: s.clientIP(r)}
 }

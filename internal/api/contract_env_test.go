@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -370,83 +366,20 @@ func ctSpecOperation(doc *openapi3.T, key string) *openapi3.Operation {
 	return item.GetOperation(method)
 }
 
-// ctRouteTable reads the route table of routes.go: "METHOD /path" entries.
+// ctRouteTable is the server's route table: "METHOD /path" entries.
 func ctRouteTable(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "routes.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var routes []string
-	ast.Inspect(f, func(n ast.Node) bool {
-		as, ok := n.(*ast.AssignStmt)
-		if !ok || len(as.Lhs) != 1 || len(as.Rhs) != 1 {
-			return true
-		}
-		if id, ok := as.Lhs[0].(*ast.Ident); !ok || id.Name != "table" {
-			return true
-		}
-		lit, ok := as.Rhs[0].(*ast.CompositeLit)
-		if !ok {
-			return true
-		}
-		for _, el := range lit.Elts {
-			entry, ok := el.(*ast.CompositeLit)
-			if !ok || len(entry.Elts) < 2 {
-				t.Fatalf("routes.go: unexpected route table entry at %v", el.Pos())
-			}
-			method, err1 := ctStringLit(entry.Elts[0])
-			path, err2 := ctStringLit(entry.Elts[1])
-			if err1 != nil || err2 != nil {
-				t.Fatalf("routes.go: route table entry without literal method and path at %v", el.Pos())
-			}
-			routes = append(routes, method+" "+path)
-		}
-		return false
-	})
-	if len(routes) == 0 {
-		t.Fatal("routes.go: no route table found")
+	for _, r := range api.RouteTable() {
+		routes = append(routes, r.Method+" "+r.Path)
 	}
 	return routes
 }
 
-// ctErrorCodes reads the codeXxx constants of errors.go.
+// ctErrorCodes are the error codes the server answers with.
 func ctErrorCodes(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var codes []string
-	for _, d := range f.Decls {
-		gd, ok := d.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, s := range gd.Specs {
-			vs := s.(*ast.ValueSpec)
-			for i, n := range vs.Names {
-				if !strings.HasPrefix(n.Name, "code") || i >= len(vs.Values) {
-					continue
-				}
-				if v, err := ctStringLit(vs.Values[i]); err == nil {
-					codes = append(codes, v)
-				}
-			}
-		}
-	}
-	if len(codes) == 0 {
-		t.Fatal("errors.go: no error codes found")
-	}
-	return codes
-}
-
-func ctStringLit(e ast.Expr) (string, error) {
-	bl, ok := e.(*ast.BasicLit)
-	if !ok || bl.Kind != token.STRING {
-		return "", errors.New("not a string literal")
-	}
-	return strconv.Unquote(bl.Value)
+	return api.ErrorCodes()
 }
 
 func ctAtoi(s string) int64 {

@@ -29,6 +29,15 @@ const (
 	codeUnauthorizedClient   = "unauthorized_client"
 )
 
+// ErrorCodes lists every error code the API answers with, for the
+// contract test and the documentation.
+func ErrorCodes() []string {
+	return []string{codeInvalidRequest, codeInvalidGrant, codeUnsupportedGrantType, codeInvalidToken,
+		codeInsufficientScope, codeConflict, codeNotFound, codeMethodNotAllowed, codeTooLarge,
+		codeTooManyRequests, codeUnavailable, codeServerError, codeAccessDenied, codeInvalidClient,
+		codeUnauthorizedClient}
+}
+
 // httpError is an error the API layer raises itself, with its status.
 type httpError struct {
 	status     int
