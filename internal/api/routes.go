@@ -47,10 +47,10 @@ func (s *server) table() []route {
 	admin := []string{"admin"}
 	return []route{
 		pub("POST", "/users", s.handleSignup),
-		pub("POST", "/token", s.handleToken),     // credentials, a refresh token or client authentication
-		pub("POST", "/refresh", s.handleRefresh), // a refresh token (body or cookie)
-		pub("POST", "/logout", s.handleLogout),   // an access token and/or a refresh token
-		pub("POST", "/revoke", s.handleRevoke),   // the token itself, client authentication
+		pub("POST", "/token", s.handleToken),           // credentials, a refresh token or client authentication
+		pub("POST", "/refresh", s.handleRefresh),       // a refresh token (body or cookie)
+		pub("POST", "/logout", s.handleLogout),         // an access token and/or a refresh token
+		pub("POST", "/revoke", s.handleRevoke),         // the token itself, client authentication
 		pub("POST", "/introspect", s.handleIntrospect), // role admin/introspect: a bearer token or a confidential client
 		usr("GET", "/me", s.handleMe),
 		usr("GET", "/sessions", s.handleSessions),
