@@ -154,7 +154,7 @@ func (s *server) handleAdminAudit(w http.ResponseWriter, r *http.Request, _ toke
 		if d == nil {
 			d = map[string]string{}
 		}
-		out = append(out, auditJSON{ID: ev.ID, At: ev.At.UTC(), Kind: ev.Kind, UserID: ev.UserID, SessionID: ev.SessionID, IP: ev.IP, Detail: d})
+		out = append(out, auditJSON{ID: ev.ID, At: ev.At.UTC(), Kind: string(ev.Kind), UserID: ev.UserID, SessionID: ev.SessionID, IP: ev.IP, Detail: d})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -81,12 +81,12 @@ func (m *DomainMetrics) Refreshed(replay bool) {
 func (m *DomainMetrics) ReuseDetected() { m.reuse.Inc() }
 
 // SessionsRevoked implements tokens.Observer.
-func (m *DomainMetrics) SessionsRevoked(reason string, n int) {
-	m.revocations.WithLabelValues(reason).Add(float64(n))
+func (m *DomainMetrics) SessionsRevoked(reason tokens.Reason, n int) {
+	m.revocations.WithLabelValues(string(reason)).Add(float64(n))
 }
 
 // TokenDenied implements tokens.Observer.
-func (m *DomainMetrics) TokenDenied(reason string) { m.denied.WithLabelValues(reason).Inc() }
+func (m *DomainMetrics) TokenDenied(reason tokens.Reason) { m.denied.WithLabelValues(string(reason)).Inc() }
 
 // LoginFailed implements tokens.Observer.
 func (m *DomainMetrics) LoginFailed() { m.loginFailed.Inc() }

@@ -270,13 +270,13 @@ func (s *Service) EnsureDefaultClient(ctx context.Context) error {
 
 // clientRevocation ends c's client_credentials tokens and, with sessions,
 // every session issued to it.
-func (s *Service) clientRevocation(c Client, reason string, info ClientInfo, sessions bool) *ClientRevocation {
+func (s *Service) clientRevocation(c Client, reason Reason, info ClientInfo, sessions bool) *ClientRevocation {
 	now := s.nowUTC()
 	return &ClientRevocation{Family: c.TokenFamily, NewFamily: uuid.New(), EndSessions: sessions,
 		Sessions: s.revocation(reason, EventRevoked, now, info)}
 }
 
-func (s *Service) clientEvent(ctx context.Context, kind, id, actor string, info ClientInfo) {
+func (s *Service) clientEvent(ctx context.Context, kind EventKind, id, actor string, info ClientInfo) {
 	_ = s.store.AddAudit(ctx, AuditEvent{At: s.nowUTC(), Kind: kind, IP: info.IP,
 		Detail: map[string]string{"client_id": id, "by": actor}})
 }

@@ -7,18 +7,21 @@ import (
 	"github.com/google/uuid"
 )
 
+// RevocationKind says what a denylist entry covers.
+type RevocationKind string
+
 // Revocation kinds: a whole session (every access token with that sid) or a
 // single access token (by jti).
 const (
-	RevokeSession = "session"
-	RevokeToken   = "token"
+	RevokeSession RevocationKind = "session"
+	RevokeToken   RevocationKind = "token"
 )
 
 // Revocation is one denylist entry. It matters only until Until, when every
 // access token it covers has expired anyway.
 type Revocation struct {
 	ID      int64 // store-assigned, increasing
-	Kind    string
+	Kind    RevocationKind
 	Subject uuid.UUID // session id or token id
 	Until   time.Time
 }

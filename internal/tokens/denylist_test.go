@@ -86,7 +86,7 @@ func TestDenylistLaterUntilWins(t *testing.T) {
 	short, long := t0.Add(time.Minute), t0.Add(time.Hour)
 	mid := t0.Add(30 * time.Minute)
 	for name, order := range map[string][]time.Time{"short then long": {short, long}, "long then short": {long, short}} {
-		for _, kind := range []string{tokens.RevokeSession, tokens.RevokeToken} {
+		for _, kind := range []tokens.RevocationKind{tokens.RevokeSession, tokens.RevokeToken} {
 			d := tokens.NewDenylist()
 			s := uuid.New()
 			for i, u := range order {

@@ -14,9 +14,9 @@ type Observer interface {
 	ReuseDetected()
 	// SessionsRevoked is n sessions revoked for reason, as the store wrote
 	// them (a session already revoked is not counted again).
-	SessionsRevoked(reason string, n int)
+	SessionsRevoked(reason Reason, n int)
 	// TokenDenied is one access token denylisted by jti for reason.
-	TokenDenied(reason string)
+	TokenDenied(reason Reason)
 	// LoginFailed is a login refused for bad credentials or a disabled
 	// user (not for a busy or unavailable server).
 	LoginFailed()
@@ -27,13 +27,13 @@ type nopObserver struct{}
 
 func (nopObserver) Refreshed(bool)              {}
 func (nopObserver) ReuseDetected()              {}
-func (nopObserver) SessionsRevoked(string, int) {}
-func (nopObserver) TokenDenied(string)          {}
+func (nopObserver) SessionsRevoked(Reason, int) {}
+func (nopObserver) TokenDenied(Reason)          {}
 func (nopObserver) LoginFailed()                {}
 
 // revoked reports sessions revoked for reason to the observer and adds
 // their entries to the local denylist.
-func (s *Service) revoked(reason string, revs []Revocation) {
+func (s *Service) revoked(reason Reason, revs []Revocation) {
 	s.deny.Add(revs...)
 	n := 0
 	for _, r := range revs {

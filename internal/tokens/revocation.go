@@ -21,10 +21,10 @@ func (s *Service) revoke(ctx context.Context, r SessionRevocation) ([]Revocation
 	return revs, nil
 }
 
-func (s *Service) revocation(reason, kind string, now time.Time, client ClientInfo) SessionRevocation {
+func (s *Service) revocation(reason Reason, kind EventKind, now time.Time, client ClientInfo) SessionRevocation {
 	return SessionRevocation{
 		Reason: reason, At: now, DenyUntil: s.denyUntil(now),
-		Event: AuditEvent{At: now, Kind: kind, IP: client.IP, Detail: map[string]string{"reason": reason}},
+		Event: AuditEvent{At: now, Kind: kind, IP: client.IP, Detail: map[string]string{"reason": string(reason)}},
 	}
 }
 
@@ -101,7 +101,7 @@ func (s *Service) Logout(ctx context.Context, req LogoutRequest) error {
 	r.UserID, r.SessionID = userID, sid
 	if req.Global {
 		r.Reason, r.SessionID = ReasonLogoutAll, uuid.Nil
-		r.Event.Detail["reason"] = ReasonLogoutAll
+		r.Event.Detail["reason"] = string(ReasonLogoutAll)
 	}
 	if _, err := s.revoke(ctx, r); err != nil {
 		return err
@@ -167,7 +167,7 @@ func (s *Service) endByRefresh(ctx context.Context, c Client, token string, clie
 	return sess, nil
 }
 
-func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, client ClientInfo, reason string) error {
+func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, client ClientInfo, reason Reason) error {
 	if !now.Before(p.ExpiresAt.Add(Leeway)) {
 		return nil // expired anyway
 	}
@@ -177,7 +177,7 @@ func (s *Service) denyAccess(ctx context.Context, p Principal, now time.Time, cl
 	uid, sid := p.UserID, p.SessionID
 	r, err := s.store.DenyToken(ctx, p.TokenID, p.ExpiresAt.Add(Leeway), AuditEvent{
 		At: now, Kind: EventRevoked, UserID: &uid, SessionID: &sid, IP: client.IP,
-		Detail: map[string]string{"reason": reason, "jti": p.TokenID.String()},
+		Detail: map[string]string{"reason": string(reason), "jti": p.TokenID.String()},
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil // denied already (by another instance): nothing written

@@ -123,7 +123,7 @@ func (s *Service) reuseRevocation(st RefreshState, now time.Time, client ClientI
 			SessionID: sess.ID, UserID: sess.UserID, Reason: ReasonReuseDetected, At: now,
 			DenyUntil: s.denyUntil(now),
 			Event: AuditEvent{At: now, Kind: EventReuseDetected, IP: client.IP,
-				Detail: map[string]string{"reason": ReasonReuseDetected}},
+				Detail: map[string]string{"reason": string(ReasonReuseDetected)}},
 		},
 	}
 }

@@ -14,7 +14,7 @@ type Session struct {
 	LastUsedAt    time.Time
 	ExpiresAt     time.Time // absolute: login + SESSION_MAX_LIFETIME
 	RevokedAt     *time.Time
-	RevokedReason string
+	RevokedReason Reason
 	UserAgent     string
 	IP            string
 	// ClientID is the client the session was issued to; "" is the default
@@ -33,49 +33,56 @@ type Chain struct {
 	RotatedAt       time.Time // when PrevSelector was rotated: the grace clock
 }
 
+// Reason is why a session or token was revoked, as recorded on the session
+// and in audit events.
+type Reason string
+
 // Revocation reasons recorded on sessions and in audit events.
 const (
-	ReasonLogout         = "logout"
-	ReasonLogoutAll      = "logout_all"
-	ReasonUserRevoked    = "user_revoked"
-	ReasonAdmin          = "admin"
-	ReasonPasswordChange = "password_changed"
-	ReasonUserDisabled   = "user_disabled"
-	ReasonReuseDetected  = "reuse_detected"
-	ReasonRolesReduced   = "roles_reduced"
-	ReasonRevokeEndpoint = "revoke_endpoint"
+	ReasonLogout         Reason = "logout"
+	ReasonLogoutAll      Reason = "logout_all"
+	ReasonUserRevoked    Reason = "user_revoked"
+	ReasonAdmin          Reason = "admin"
+	ReasonPasswordChange Reason = "password_changed"
+	ReasonUserDisabled   Reason = "user_disabled"
+	ReasonReuseDetected  Reason = "reuse_detected"
+	ReasonRolesReduced   Reason = "roles_reduced"
+	ReasonRevokeEndpoint Reason = "revoke_endpoint"
 	// ReasonSessionLimit is a session evicted, least recently used first,
 	// by a login past MaxSessionsPerUser.
-	ReasonSessionLimit = "session_limit"
+	ReasonSessionLimit Reason = "session_limit"
 	// ReasonClientDisabled ends the sessions and client_credentials tokens
 	// of a client that was disabled or deleted.
-	ReasonClientDisabled = "client_disabled"
+	ReasonClientDisabled Reason = "client_disabled"
 	// ReasonClientRolesReduced ends a client's client_credentials tokens
 	// when one of its roles is taken away.
-	ReasonClientRolesReduced = "client_roles_reduced"
+	ReasonClientRolesReduced Reason = "client_roles_reduced"
 )
+
+// EventKind is the kind of an audit event.
+type EventKind string
 
 // Audit event kinds.
 const (
-	EventLogin           = "login"
-	EventLoginFailed     = "login_failed"
-	EventRefresh         = "refresh"
-	EventReuseDetected   = "reuse_detected"
-	EventLogout          = "logout"
-	EventRevoked         = "revoked"
-	EventPasswordChanged = "password_changed"
+	EventLogin           EventKind = "login"
+	EventLoginFailed     EventKind = "login_failed"
+	EventRefresh         EventKind = "refresh"
+	EventReuseDetected   EventKind = "reuse_detected"
+	EventLogout          EventKind = "logout"
+	EventRevoked         EventKind = "revoked"
+	EventPasswordChanged EventKind = "password_changed"
 	// EventPasswordChangeFailed is a wrong current password at POST /password.
-	EventPasswordChangeFailed = "password_change_failed"
-	EventUserDisabled         = "user_disabled"
-	EventUserCreated          = "user_created"
-	EventUserUpdated          = "user_updated"
+	EventPasswordChangeFailed EventKind = "password_change_failed"
+	EventUserDisabled         EventKind = "user_disabled"
+	EventUserCreated          EventKind = "user_created"
+	EventUserUpdated          EventKind = "user_updated"
 	// EventSessionEvicted is a session revoked for ReasonSessionLimit.
-	EventSessionEvicted = "session_evicted"
+	EventSessionEvicted EventKind = "session_evicted"
 	// Client events.
-	EventClientCreated       = "client_created"
-	EventClientUpdated       = "client_updated"
-	EventClientSecretRotated = "client_secret_rotated"
-	EventClientDeleted       = "client_deleted"
+	EventClientCreated       EventKind = "client_created"
+	EventClientUpdated       EventKind = "client_updated"
+	EventClientSecretRotated EventKind = "client_secret_rotated"
+	EventClientDeleted       EventKind = "client_deleted"
 )
 
 // AuditEvent is one line of the audit log. Detail never holds a token, a
@@ -83,7 +90,7 @@ const (
 type AuditEvent struct {
 	ID        int64
 	At        time.Time
-	Kind      string
+	Kind      EventKind
 	UserID    *uuid.UUID
 	SessionID *uuid.UUID
 	IP        string

@@ -28,10 +28,13 @@ type RefreshState struct {
 	User    User // the session's user; PasswordHash is not loaded
 }
 
+// OutcomeKind says what a refresh decision tells the store to write.
+type OutcomeKind int
+
 // Outcome kinds of a refresh decision.
 const (
 	// OutcomeNone writes nothing (a refusal, or a grace-window replay).
-	OutcomeNone = iota
+	OutcomeNone OutcomeKind = iota
 	// OutcomeRotate inserts Successor and, on the session row, makes it the
 	// active token, makes the presented token the predecessor rotated at
 	// Now, moves last_used_at to Now, and writes Event.
@@ -42,7 +45,7 @@ const (
 
 // RefreshOutcome is what the decision function tells Store.Refresh to write.
 type RefreshOutcome struct {
-	Kind      int
+	Kind      OutcomeKind
 	Now       time.Time
 	Successor RefreshRecord // OutcomeRotate
 	Event     AuditEvent    // OutcomeRotate: the audit event to write
@@ -75,7 +78,7 @@ type SessionRevocation struct {
 	SessionID uuid.UUID // one session; uuid.Nil for all of UserID's sessions
 	UserID    uuid.UUID // owner filter; uuid.Nil only with SessionID set
 	Except    uuid.UUID // keep this session (password change); may be Nil
-	Reason    string
+	Reason    Reason
 	At        time.Time
 	// DenyUntil is when the last access token of the sessions expires: the
 	// denylist entries are kept until then.

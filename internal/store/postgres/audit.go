@@ -139,7 +139,7 @@ func (s *Store) RevocationFeed(ctx context.Context, c tokens.FeedCursor, now tim
 			return nil, c, false, wrap(err)
 		}
 		if id != nil {
-			out = append(out, tokens.Revocation{ID: *id, Kind: *kind, Subject: *subject, Until: *until})
+			out = append(out, tokens.Revocation{ID: *id, Kind: tokens.RevocationKind(*kind), Subject: *subject, Until: *until})
 		}
 	}
 	if err := rows.Err(); err != nil {

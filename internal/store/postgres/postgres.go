@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -201,11 +202,12 @@ func wrap(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case pgErr.Code == "23505":
+		case pgErr.Code == pgerrcode.UniqueViolation:
 			return tokens.ErrConflict
-		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"),
-			strings.HasPrefix(pgErr.Code, "57"), strings.HasPrefix(pgErr.Code, "25"),
-			pgErr.Code == "40001", pgErr.Code == "40P01", pgErr.Code == "55P03":
+		case pgerrcode.IsConnectionException(pgErr.Code), pgerrcode.IsInsufficientResources(pgErr.Code),
+			pgerrcode.IsOperatorIntervention(pgErr.Code), pgerrcode.IsInvalidTransactionState(pgErr.Code),
+			pgErr.Code == pgerrcode.SerializationFailure, pgErr.Code == pgerrcode.DeadlockDetected,
+			pgErr.Code == pgerrcode.LockNotAvailable:
 			return fmt.Errorf("%w: database: %s", tokens.ErrUnavailable, pgErr.Code)
 		}
 		return fmt.Errorf("database error %s: %s", pgErr.Code, pgErr.Message)

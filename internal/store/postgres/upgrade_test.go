@@ -167,7 +167,7 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		var revokedAt *time.Time
 		var reason *string
 		if revoked {
-			at, why := now.Add(-time.Hour), tokens.ReasonLogout
+			at, why := now.Add(-time.Hour), string(tokens.ReasonLogout)
 			revokedAt, reason = &at, &why
 		}
 		exec(`INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, revoked_at, revoked_reason,

@@ -87,7 +87,7 @@ func testLogoutWithGracePredecessor(t *testing.T, store tokens.Store) {
 	f.MustAuthenticate(other.AccessToken)
 }
 
-func hasKind(evs []tokens.AuditEvent, kind string) bool {
+func hasKind(evs []tokens.AuditEvent, kind tokens.EventKind) bool {
 	for _, e := range evs {
 		if e.Kind == kind {
 			return true
@@ -99,7 +99,7 @@ func hasKind(evs []tokens.AuditEvent, kind string) bool {
 func kinds(evs []tokens.AuditEvent) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
-		out[i] = e.Kind
+		out[i] = string(e.Kind)
 	}
 	return out
 }

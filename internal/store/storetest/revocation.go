@@ -341,7 +341,7 @@ func testAudit(t *testing.T, store tokens.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]bool{}
+	kinds := map[tokens.EventKind]bool{}
 	for i, ev := range evs {
 		kinds[ev.Kind] = true
 		if i > 0 && ev.ID >= evs[i-1].ID {
@@ -356,7 +356,7 @@ func testAudit(t *testing.T, store tokens.Store) {
 			}
 		}
 	}
-	for _, k := range []string{tokens.EventLogin, tokens.EventLoginFailed, tokens.EventRefresh, tokens.EventLogout} {
+	for _, k := range []tokens.EventKind{tokens.EventLogin, tokens.EventLoginFailed, tokens.EventRefresh, tokens.EventLogout} {
 		if !kinds[k] {
 			t.Errorf("no %q event in %v", k, kinds)
 		}
