@@ -86,7 +86,9 @@ func (m *DomainMetrics) SessionsRevoked(reason tokens.Reason, n int) {
 }
 
 // TokenDenied implements tokens.Observer.
-func (m *DomainMetrics) TokenDenied(reason tokens.Reason) { m.denied.WithLabelValues(string(reason)).Inc() }
+func (m *DomainMetrics) TokenDenied(reason tokens.Reason) {
+	m.denied.WithLabelValues(string(reason)).Inc()
+}
 
 // LoginFailed implements tokens.Observer.
 func (m *DomainMetrics) LoginFailed() { m.loginFailed.Inc() }
