@@ -78,7 +78,8 @@ const clientsUsage = `usage:
   server clients rotate-secret ID
   server clients delete ID
   server clients apply FILE
-Secrets are printed once, by create and rotate-secret. DATABASE_URL and TOKEN_SECRET are required`
+Secrets are printed once, by create and rotate-secret. DATABASE_URL, TOKEN_SECRET and the
+deployment's JWT_KEYS (or JWT_SECRET for HS256) are required`
 
 // clientsCommand runs `server clients …` against DATABASE_URL.
 func clientsCommand(ctx context.Context, getenv func(string) string, args []string, stdout io.Writer) error {
@@ -242,7 +243,7 @@ func clientFlags(cmd, id string, args []string) (tokens.ClientSpec, error) {
 // the client directory.
 func setUpClients(ctx context.Context, svc *tokens.Service, cfg Config, getenv func(string) string, log *slog.Logger) error {
 	if err := svc.EnsureDefaultClient(ctx); err != nil {
-		return fmt.Errorf("DEFAULT_CLIENT_ID: %w", err)
+		return fmt.Errorf("the default client (DEFAULT_CLIENT_ID, with CORS_ALLOWED_ORIGINS and JWT_AUDIENCE): %w", err)
 	}
 	if cfg.ClientsFile != "" {
 		specs, err := readClientsFile(cfg.ClientsFile, getenv)

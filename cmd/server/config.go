@@ -139,6 +139,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	} else if len(c.TokenSecret) > 0 && len(c.TokenSecret) < tokens.MinSecretLen {
 		bad = append(bad, fmt.Sprintf("TOKEN_SECRET: %d bytes, need at least 32", len(c.TokenSecret)))
 	}
+	if strings.HasSuffix(c.Issuer, "/") {
+		bad = append(bad, fmt.Sprintf("JWT_ISSUER: %q ends with '/': give the base URL without it (it is the iss claim and the metadata's issuer, which must match exactly)", c.Issuer))
+	}
 	if v := getenv("MAX_SESSIONS_PER_USER"); v == "" {
 		c.MaxSessions = tokens.DefaultMaxSessions
 	} else if n, err := strconv.Atoi(v); err != nil || n < 0 {

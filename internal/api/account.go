@@ -49,7 +49,7 @@ func (s *server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	if !s.limit(w, r, s.ipLimit, "signup:"+s.clientIP(r), time.Now(), "signup_ip") {
+	if !s.limit(w, r, s.ipLimit, "signup:"+s.clientPrefix(r), time.Now(), "signup_ip") {
 		return
 	}
 	var u tokens.User
