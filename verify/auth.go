@@ -53,7 +53,7 @@ func (b *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tok, err := b.token()
 	if err != nil {
 		if req.Body != nil {
-			req.Body.Close()
+			_ = req.Body.Close() // RoundTrip must close the body even on error; nothing to do if that fails
 		}
 		return nil, err
 	}

@@ -149,7 +149,7 @@ func (w *world) pause(ctx context.Context, b *browser) {
 	b.mu.Lock()
 	burst := b.burst
 	b.mu.Unlock()
-	t := time.NewTimer(rand.N(300 * time.Millisecond))
+	t := time.NewTimer(rand.N(300 * time.Millisecond)) // #nosec G404 -- simulated timing and load, not a secret
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -164,7 +164,7 @@ func (w *world) pause(ctx context.Context, b *browser) {
 func (w *world) conduct(ctx context.Context, b *browser) {
 	attacked := b.attackAt == 0
 	for w.running(ctx) {
-		sleep(ctx, 300*time.Millisecond+rand.N(2200*time.Millisecond))
+		sleep(ctx, 300*time.Millisecond+rand.N(2200*time.Millisecond)) // #nosec G404 -- simulated timing and load, not a secret
 		if !w.running(ctx) {
 			return
 		}
@@ -231,8 +231,8 @@ func (w *world) refresh(ctx context.Context, s *session) *lostReply {
 		// until the retry is done), and the retry will come in the first
 		// half of the window that opened at the earliest when the token
 		// entered the jar; the other half is headroom for slow answers.
-		if s.state == live && s.depth == d && time.Since(s.since)+w.maxRetryDelay() < w.o.effectiveGrace()/2 &&
-			rand.Float64() < w.o.lost {
+		lose := rand.Float64() < w.o.lost // #nosec G404 -- simulated timing and load, not a secret
+		if s.state == live && s.depth == d && time.Since(s.since)+w.maxRetryDelay() < w.o.effectiveGrace()/2 && lose {
 			s.frozen++
 			w.stats.refresh("200 (reply lost, retried)")
 			return &lostReply{token: tok, depth: d, want: p.RefreshToken}
@@ -303,7 +303,7 @@ const (
 // even past the deadline, so the jar is never left frozen.
 func (w *world) retryLost(ctx context.Context, s *session, lr lostReply) {
 	w.stats.lostRetried.Add(1)
-	sleep(ctx, minRetryDelay+rand.N(w.maxRetryDelay()-minRetryDelay))
+	sleep(ctx, minRetryDelay+rand.N(w.maxRetryDelay()-minRetryDelay)) // #nosec G404 -- simulated timing and load, not a secret
 	s.mu.Lock()
 	s.inflight[lr.depth]++
 	s.mu.Unlock()

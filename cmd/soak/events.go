@@ -23,8 +23,9 @@ func (w *world) events(ctx context.Context) {
 		if !w.running(ctx) {
 			return
 		}
-		b := w.browsers[rand.IntN(len(w.browsers))]
-		switch k := rand.IntN(100); {
+		b := w.browsers[rand.IntN(len(w.browsers))] // #nosec G404 -- simulated timing and load, not a secret
+		k := rand.IntN(100)                         // #nosec G404 -- simulated timing and load, not a secret
+		switch {
 		case k < 35:
 			wg.Go(func() { w.logout(ctx, b) })
 		case k < 65:
@@ -269,7 +270,8 @@ func (w *world) eventFailed(format string, args ...any) {
 // instances, with probability -spot, until both answer 401; later than 1 s
 // is a violation.
 func (w *world) spotCheck(ctx context.Context, s *session) {
-	if rand.Float64() >= w.o.spot {
+	roll := rand.Float64() // #nosec G404 -- simulated timing and load, not a secret
+	if roll >= w.o.spot {
 		return
 	}
 	s.mu.Lock()

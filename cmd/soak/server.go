@@ -86,7 +86,8 @@ type process struct {
 // migrates at start), each with a pool of 8 connections.
 func startCluster(ctx context.Context, bin, dir, databaseURL string, o options) (*cluster, error) {
 	keyPath := filepath.Join(dir, "jwt-keys.pem")
-	if out, err := exec.CommandContext(ctx, bin, "keygen", "ed25519", "--out", keyPath).CombinedOutput(); err != nil { // #nosec G204 -- the server binary
+	keygen := exec.CommandContext(ctx, bin, "keygen", "ed25519", "--out", keyPath) // #nosec G204 -- the server binary this command built
+	if out, err := keygen.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s keygen: %v\n%s", bin, err, out)
 	}
 	secret := make([]byte, 32)

@@ -46,7 +46,7 @@ func newWorld(o options, c *cluster) *world {
 }
 
 // pick returns instance A or B at random.
-func (w *world) pick() *instance { return w.inst[rand.IntN(len(w.inst))] }
+func (w *world) pick() *instance { return w.inst[rand.IntN(len(w.inst))] } // #nosec G404 -- simulated timing and load, not a secret
 
 // running reports whether the browsers should go on.
 func (w *world) running(ctx context.Context) bool {
@@ -105,7 +105,7 @@ func (w *world) setup(ctx context.Context) error {
 	// between 15 % and 75 % of the run.
 	if n := int(float64(len(w.browsers))*w.o.attack + 0.5); w.o.attack > 0 {
 		for _, i := range rand.Perm(len(w.browsers))[:max(1, min(n, len(w.browsers)))] {
-			w.browsers[i].attackAt = 0.15 + 0.6*rand.Float64()
+			w.browsers[i].attackAt = 0.15 + 0.6*rand.Float64() // #nosec G404 -- simulated timing and load, not a secret
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -41,11 +40,10 @@ func setNextLink(w http.ResponseWriter, r *http.Request, param, value string) {
 	w.Header().Set("Link", "<"+u.String()+`>; rel="next"`)
 }
 
-// encodeSessionCursor makes an opaque cursor of c.
+// encodeSessionCursor makes an opaque cursor of c: base64url of
+// "<unix microseconds>.<session id>".
 func encodeSessionCursor(c tokens.SessionCursor) string {
-	b := make([]byte, 8, 24)
-	binary.BigEndian.PutUint64(b, uint64(c.CreatedAt.UnixMicro()))
-	return base64.RawURLEncoding.EncodeToString(append(b, c.ID[:]...))
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + "." + c.ID.String()))
 }
 
 // sessionCursor reads ?cursor= of a sessions list (nil when absent).
@@ -54,12 +52,24 @@ func sessionCursor(r *http.Request) (*tokens.SessionCursor, error) {
 	if v == "" {
 		return nil, nil
 	}
+	bad := badRequest("cursor must be a value from this list's Link header")
 	b, err := base64.RawURLEncoding.Strict().DecodeString(v)
-	if err != nil || len(b) != 24 {
-		return nil, badRequest("cursor must be a value from this list's Link header")
+	if err != nil || len(b) > 64 {
+		return nil, bad
 	}
-	id, _ := uuid.FromBytes(b[8:])
-	return &tokens.SessionCursor{CreatedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b[:8]))).UTC(), ID: id}, nil
+	micros, id, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return nil, bad
+	}
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if err != nil {
+		return nil, bad
+	}
+	sid, err := uuid.Parse(id)
+	if err != nil {
+		return nil, bad
+	}
+	return &tokens.SessionCursor{CreatedAt: time.UnixMicro(us).UTC(), ID: sid}, nil
 }
 
 // feedCursor reads ?since= of the revocation feed: a plain integer (the

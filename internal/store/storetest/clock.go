@@ -64,7 +64,7 @@ func testSkewedClockRaces(t *testing.T, store tokens.Store) {
 			// at most MaxClockSkew.
 			instances := make([]*Fixture, n)
 			for i := range instances {
-				off := time.Duration(rand.Int64N(int64(tokens.MaxClockSkew))) - tokens.MaxClockSkew/2
+				off := time.Duration(rand.Int64N(int64(tokens.MaxClockSkew))) - tokens.MaxClockSkew/2 // #nosec G404 -- simulated timing and load, not a secret
 				instances[i] = f.Instance(off)
 			}
 			raceRounds(t, f, instances, n, 100)

@@ -77,7 +77,7 @@ func testLoginRacesRoleRemoval(t *testing.T, store tokens.Store) {
 		}
 		var p tokens.TokenPair
 		var loginErr, patchErr error
-		jitter := time.Duration(rand.Int64N(int64(2 * time.Millisecond)))
+		jitter := time.Duration(rand.Int64N(int64(2 * time.Millisecond))) // #nosec G404 -- simulated timing and load, not a secret
 		race(func() { p, loginErr = f.Svc.Login(ctx, u.Email, Password, tokens.ClientInfo{}) },
 			func() {
 				time.Sleep(jitter)
