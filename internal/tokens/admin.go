@@ -2,21 +2,9 @@ package tokens
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
 )
-
-// FindUser finds a user by email, without its password hash.
-func (s *Service) FindUser(ctx context.Context, email string) (User, error) {
-	norm, err := NormalizeEmail(email)
-	if err != nil {
-		return User{}, err
-	}
-	u, err := s.store.UserByEmail(ctx, norm)
-	u.PasswordHash = ""
-	return u, err
-}
 
 // UpdateUser changes a user's roles and disabled flag. Disabling revokes
 // every session of the user in the same transaction.
@@ -110,27 +98,3 @@ const (
 // DefaultMaxSessions is the cap on a user's active sessions that the server
 // applies unless configured (MAX_SESSIONS_PER_USER).
 const DefaultMaxSessions = 50
-
-// DefaultAuditRetention is how long audit events are kept unless
-// configured: 90 days.
-const DefaultAuditRetention = 90 * 24 * time.Hour
-
-// Purge deletes expired rows in batches until none are left or ctx ends,
-// and drops expired denylist entries. It reports the rows deleted.
-func (s *Service) Purge(ctx context.Context, batch int) (int, error) {
-	total := 0
-	for {
-		now := s.now()
-		n, err := s.store.Purge(ctx, now, now.Add(-s.cfg.AuditRetention), batch)
-		total += n
-		if err != nil || n == 0 {
-			s.deny.Purge(s.now())
-			return total, err
-		}
-		select {
-		case <-ctx.Done():
-			return total, ctx.Err()
-		case <-time.After(10 * time.Millisecond): // let other work in between batches
-		}
-	}
-}

@@ -100,3 +100,33 @@ func (s *Service) timedSync(ctx context.Context, since SyncCursor) error {
 	s.revFresh.record(start)
 	return nil
 }
+
+// SyncRevocations reads the revocations committed since the denylist's
+// cursor into the denylist. Call it whenever a revocation notice arrives,
+// and periodically (well within MaxRevocationLag): each success renews the
+// denylist's freshness.
+func (s *Service) SyncRevocations(ctx context.Context) error {
+	return s.timedSync(ctx, s.deny.Cursor())
+}
+
+// FullSyncRevocations reloads every unexpired revocation and drops expired
+// entries from memory: at start, and periodically in case a notice was
+// missed. (Incremental syncs leave purging to it: Denied already ignores an
+// expired entry, so sweeping the map on every notice would be wasted work.)
+func (s *Service) FullSyncRevocations(ctx context.Context) error {
+	if err := s.timedSync(ctx, SyncCursor{}); err != nil {
+		return err
+	}
+	s.deny.Purge(s.now())
+	return nil
+}
+
+func (s *Service) syncFrom(ctx context.Context, since SyncCursor) error {
+	rs, next, err := s.store.Revocations(ctx, since, s.now())
+	if err != nil {
+		return err
+	}
+	s.deny.Add(rs...)
+	s.deny.SetCursor(next)
+	return nil
+}

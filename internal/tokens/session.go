@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"context"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,4 +102,42 @@ type AuditEvent struct {
 type ClientInfo struct {
 	UserAgent string
 	IP        string
+}
+
+// RevokeOwnSession revokes one of the caller's sessions. Another user's
+// session is ErrNotFound.
+func (s *Service) RevokeOwnSession(ctx context.Context, p Principal, id uuid.UUID, client ClientInfo) error {
+	sess, err := s.store.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	if sess.UserID != p.UserID {
+		return ErrNotFound
+	}
+	r := s.revocation(ReasonUserRevoked, EventRevoked, s.nowUTC(), client)
+	r.SessionID, r.UserID = id, p.UserID
+	_, err = s.revoke(ctx, r)
+	return err
+}
+
+// Sessions lists a user's active sessions.
+func (s *Service) Sessions(ctx context.Context, userID uuid.UUID) ([]Session, error) {
+	list, _, err := s.SessionsPage(ctx, userID, nil, MaxSessionsPage)
+	return list, err
+}
+
+// SessionsPage lists up to limit of a user's active sessions after the
+// cursor after (nil: from the newest), newest first, and the cursor of the
+// next page (nil: none).
+func (s *Service) SessionsPage(ctx context.Context, userID uuid.UUID, after *SessionCursor, limit int) ([]Session, *SessionCursor, error) {
+	if limit <= 0 || limit > MaxSessionsPage {
+		limit = MaxSessionsPage
+	}
+	list, err := s.store.ActiveSessions(ctx, userID, s.now(), after, limit+1)
+	if err != nil || len(list) <= limit {
+		return list, nil, err
+	}
+	list = list[:limit]
+	last := list[limit-1]
+	return list, &SessionCursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
 }

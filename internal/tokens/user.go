@@ -1,6 +1,9 @@
 package tokens
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
@@ -104,4 +107,68 @@ type PasswordHasher interface {
 	// Verify reports whether pw matches encoded. It costs the same time
 	// whether or not it matches.
 	Verify(encoded, pw string) (bool, error)
+}
+
+// Signup creates a user with the given roles.
+func (s *Service) Signup(ctx context.Context, email, password string, roles []string) (User, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	if err := ValidatePassword(password); err != nil {
+		return User{}, err
+	}
+	if roles, err = ValidateRoles(roles); err != nil {
+		return User{}, err
+	}
+	hash, err := s.passwords.Hash(ctx, password)
+	if err != nil {
+		return User{}, fmt.Errorf("hash password: %w", err)
+	}
+	u := User{ID: uuid.New(), Email: norm, PasswordHash: hash, Roles: roles, CreatedAt: s.nowUTC()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return User{}, err
+	}
+	_ = s.store.AddAudit(ctx, AuditEvent{At: u.CreatedAt, Kind: EventUserCreated, UserID: &u.ID})
+	u.PasswordHash = ""
+	return u, nil
+}
+
+// EnsureUser creates email with roles unless a user with that email exists
+// (BOOTSTRAP_ADMIN_*). It reports whether it created one.
+func (s *Service) EnsureUser(ctx context.Context, email, password string, roles []string) (bool, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.store.UserByEmail(ctx, norm); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	if _, err := s.Signup(ctx, email, password, roles); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// User returns a user without its password hash.
+func (s *Service) User(ctx context.Context, id uuid.UUID) (User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	u.PasswordHash = ""
+	return u, err
+}
+
+// FindUser finds a user by email, without its password hash.
+func (s *Service) FindUser(ctx context.Context, email string) (User, error) {
+	norm, err := NormalizeEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := s.store.UserByEmail(ctx, norm)
+	u.PasswordHash = ""
+	return u, err
 }

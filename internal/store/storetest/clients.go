@@ -15,18 +15,6 @@ import (
 	"github.com/rotorauth/rotor/internal/tokens"
 )
 
-func clientTests() []namedTest {
-	return []namedTest{
-		{"clients: registration, secrets shown once and stored hashed", testClientRegistration},
-		{"clients: authentication refusals are all invalid_client", testClientAuthentication},
-		{"clients: tokens carry client_id and the client's audience; sessions remember their client", testClientSessions},
-		{"clients: a refresh token presented by another client is invalid_grant and changes nothing", testRefreshByAnotherClient},
-		{"clients: client_credentials tokens, and their end when the client is disabled, loses a role or is deleted", testClientCredentials},
-		{"clients: a client may revoke only tokens issued to it", testRevokeOwnTokensOnly},
-		{"clients: a clients file creates and updates", testApplyClients},
-	}
-}
-
 // ClientID returns a client id no other test uses.
 func ClientID(prefix string) string {
 	b := make([]byte, 4)

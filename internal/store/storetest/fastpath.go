@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"bytes"
+	"github.com/google/uuid"
 	"testing"
 	"time"
 
@@ -233,4 +234,42 @@ func testFastSlowConsistent(t *testing.T, store tokens.Store) {
 		t.Errorf("principals: fast %+v replay %+v", p1, p2)
 	}
 	t.Logf("fast principal email=%q roles=%v", p1.Email, p1.Roles)
+}
+
+// testRotateActiveRules checks the fast path at the store level: a wrong
+// verifier hash, a used token or a revoked session rotate nothing.
+func testRotateActiveRules(t *testing.T, store tokens.Store) {
+	fr := fastRotator(t, store)
+	f := NewFixture(t, store)
+	t0 := f.MustLogin(f.MustUser())
+	sel := Selector(t, t0.RefreshToken)
+	_, rec, err := store.SessionBySelector(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.Clock.Now()
+	clock := func() time.Time { return now }
+	next := func(b byte) tokens.RefreshRecord {
+		s := FakeSelector(sel, b)
+		return tokens.RefreshRecord{Selector: s, VerifierHash: rec.VerifierHash}
+	}
+	wrong := append([]byte(nil), rec.VerifierHash...)
+	wrong[len(wrong)-1] ^= 1
+	if _, ok, err := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: wrong, Successor: next(0xA1), RefreshTTL: time.Hour,
+		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok || err != nil {
+		t.Fatalf("a wrong verifier hash rotated: %v %v", ok, err)
+	}
+	st, ok, err := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA2), RefreshTTL: time.Hour,
+		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}})
+	if !ok || err != nil || st.Session.ID != t0.SessionID || st.User.ID == uuid.Nil || !st.Session.Chain.ActiveExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("the active token did not rotate: %v %v %+v", ok, err, st)
+	}
+	if _, ok, _ := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA3), RefreshTTL: time.Hour,
+		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok {
+		t.Fatal("a used token rotated again on the fast path")
+	}
+	s := f.Session(t0.SessionID)
+	if !bytes.Equal(s.Chain.ActiveSelector, FakeSelector(sel, 0xA2)) || !bytes.Equal(s.Chain.PrevSelector, sel) {
+		t.Fatal("the chain is not t0 -> A2")
+	}
 }

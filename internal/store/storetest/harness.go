@@ -213,3 +213,42 @@ func FakeSelector(sel []byte, tag byte) []byte {
 	s[1] ^= 0xFF
 	return s
 }
+
+// namedTest is one case of the suite.
+type namedTest struct {
+	name string
+	fn   func(t *testing.T, store tokens.Store)
+}
+
+// WithNow sets the fixture's clock, such as time.Now.
+func WithNow(now func() time.Time) Option { return func(c *tokens.Config) { c.Now = now } }
+
+// Instance returns another Service on the same store whose clock is the
+// real clock plus offset: an instance of the same deployment whose clock is
+// off by offset.
+func (f *Fixture) Instance(offset time.Duration) *Fixture {
+	cfg := f.Cfg
+	cfg.Now = func() time.Time { return time.Now().Add(offset) }
+	svc, err := tokens.NewService(f.Store, FastPasswords, cfg)
+	if err != nil {
+		f.T.Fatalf("NewService: %v", err)
+	}
+	return &Fixture{T: f.T, Store: f.Store, Svc: svc, Clock: f.Clock, Cfg: cfg}
+}
+
+func hasKind(evs []tokens.AuditEvent, kind tokens.EventKind) bool {
+	for _, e := range evs {
+		if e.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+func kinds(evs []tokens.AuditEvent) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = string(e.Kind)
+	}
+	return out
+}

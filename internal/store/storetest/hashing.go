@@ -16,12 +16,6 @@ import (
 	"github.com/rotorauth/rotor/internal/tokens"
 )
 
-func hashingTests() []namedTest {
-	return []namedTest{
-		{"hashing: every password path shares the bounded hashing slots", testHashingBounded},
-	}
-}
-
 // countingPasswords records the most hashes it ever ran at once.
 type countingPasswords struct {
 	tokens.PasswordHasher

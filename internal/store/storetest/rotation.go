@@ -4,52 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rotorauth/rotor/internal/tokens"
 )
-
-// Run runs the whole conformance suite against the stores newStore returns.
-// newStore may return the same store every time; tests isolate themselves by
-// using their own users.
-func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
-	tests := []namedTest{
-		{"users: email is unique case-insensitively", testUsers},
-		{"login: every refusal is the same invalid_grant", testLoginRefusals},
-		{"rotation: a chain of rotations", testChain},
-		{"rotation: reuse after the window revokes the session and its current token", testReuseAfterWindow},
-		{"rotation: an older ancestor inside the window is reuse", testAncestorIsReuse},
-		{"rotation: a retry inside the window gets the identical successor", testGraceReplay},
-		{"rotation: strict mode without a window", testStrictMode},
-		{"rotation: expired tokens and sessions are refused and change nothing", testExpiry},
-		{"rotation: unknown and forged tokens change nothing", testForgedTokens},
-		{"rotation: a failed transaction leaves the old state", testTransactionBoundary},
-		{"race: 50 concurrent presentations with a window give one rotation, 100 rounds", testConcurrentGrace},
-		{"race: 50 concurrent presentations in strict mode give one success and a revocation", testConcurrentStrict},
-		{"race: refresh against logout, admin revoke and password change", testRefreshRacesRevocation},
-		{"race: login against disable", testLoginRacesDisable},
-		{"revocation: logout, global logout and own sessions", testLogout},
-		{"revocation: password change revokes the other sessions", testPasswordChange},
-		{"revocation: admin disable, revoke all, revoke one", testAdmin},
-		{"revocation: RFC 7009 revoke of refresh and access tokens", testRevokeEndpoint},
-		{"revocation: another instance learns of revocations by sync", testTwinSync},
-		{"audit: events of logins, refreshes and revocations", testAudit},
-		{"purge: expired sessions and denylist entries go", testPurge},
-	}
-	tests = append(tests, reviewTests()...)
-	tests = append(tests, clockTests()...)
-	tests = append(tests, roleTests()...)
-	tests = append(tests, endpointTests()...)
-	tests = append(tests, growthTests()...)
-	tests = append(tests, hashingTests()...)
-	tests = append(tests, clientTests()...)
-	tests = append(tests, lifetimeTests()...)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
-	}
-}
 
 func testChain(t *testing.T, store tokens.Store) {
 	f := NewFixture(t, store)
@@ -248,81 +207,112 @@ func testTransactionBoundary(t *testing.T, store tokens.Store) {
 	f.MustAuthenticate(t1.AccessToken)
 }
 
-// presentTogether presents rt from n goroutines released by one barrier.
-func presentTogether(f *Fixture, rt string, n int) ([]tokens.TokenPair, []error) {
-	results := make([]tokens.TokenPair, n)
-	errs := make([]error, n)
-	var start, done sync.WaitGroup
-	start.Add(1)
-	for i := 0; i < n; i++ {
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			start.Wait()
-			results[i], errs[i] = f.Refresh(rt)
-		}()
+// testNegativeElapsed: instance A, whose clock is ahead, rotates; instance
+// B, whose clock is behind by less than MaxClockSkew, is presented the
+// rotated token at once: elapsed is negative, which is a grace replay, never
+// reuse.
+func testNegativeElapsed(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store, WithNow(time.Now))
+	ahead, behind := f.Instance(tokens.MaxClockSkew/2), f.Instance(-tokens.MaxClockSkew/2+time.Millisecond)
+	t0 := ahead.MustLogin(ahead.MustUser())
+	t1 := ahead.MustRefresh(t0.RefreshToken)
+	replay, err := behind.Refresh(t0.RefreshToken)
+	if err != nil {
+		t.Fatalf("replay through an instance %v behind: %v", tokens.MaxClockSkew-time.Millisecond, err)
 	}
-	start.Done()
-	done.Wait()
-	return results, errs
+	if replay.RefreshToken != t1.RefreshToken {
+		t.Fatal("the replay got a different successor")
+	}
+	if s := f.Session(t0.SessionID); s.RevokedAt != nil {
+		t.Fatalf("negative elapsed time revoked the session as %q", s.RevokedReason)
+	}
+	behind.MustRefresh(t1.RefreshToken)
 }
 
-// testConcurrentGrace: 100 rounds of 50 presentations of one token at once;
-// each round yields exactly one successor, which every caller gets.
-func testConcurrentGrace(t *testing.T, store tokens.Store) {
+// testSkewBeyondTolerance: an instance whose clock is further behind than
+// MaxClockSkew refuses the replay as unavailable and changes nothing; the
+// session lives on.
+func testSkewBeyondTolerance(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store, WithNow(time.Now))
+	far := f.Instance(-tokens.MaxClockSkew - time.Second)
+	t0 := f.MustLogin(f.MustUser())
+	t1 := f.MustRefresh(t0.RefreshToken)
+	if _, err := far.Refresh(t0.RefreshToken); !errors.Is(err, tokens.ErrUnavailable) || errors.Is(err, tokens.ErrInvalidGrant) {
+		t.Fatalf("replay through a clock %v behind: %v, want unavailable", tokens.MaxClockSkew+time.Second, err)
+	}
+	if s := f.Session(t0.SessionID); s.RevokedAt != nil {
+		t.Fatalf("skew beyond the tolerance revoked the session as %q", s.RevokedReason)
+	}
+	replay := f.MustRefresh(t0.RefreshToken)
+	if replay.RefreshToken != t1.RefreshToken {
+		t.Fatal("the replay got a different successor")
+	}
+}
+
+func testExpiredUsedToken(t *testing.T, store tokens.Store) {
 	f := NewFixture(t, store)
 	t0 := f.MustLogin(f.MustUser())
-	rt := t0.RefreshToken
-	for round := 0; round < 100; round++ {
-		results, errs := presentTogether(f, rt, 50)
-		for i := range results {
-			if errs[i] != nil {
-				t.Fatalf("round %d caller %d: %v", round, i, errs[i])
-			}
-			if results[i].RefreshToken != results[0].RefreshToken {
-				t.Fatalf("round %d: caller %d got a different successor: more than one rotation", round, i)
-			}
-		}
-		s := f.Session(t0.SessionID)
-		if s.RevokedAt != nil {
-			t.Fatalf("round %d: concurrent presentations inside the window revoked the session", round)
-		}
-		if !bytes.Equal(s.Chain.PrevSelector, Selector(t, rt)) || !bytes.Equal(s.Chain.ActiveSelector, Selector(t, results[0].RefreshToken)) {
-			t.Fatalf("round %d: the chain is not exactly presented -> successor", round)
-		}
-		_, rec, err := store.SessionBySelector(context.Background(), Selector(t, results[0].RefreshToken))
-		if err != nil || !bytes.Equal(rec.ParentSelector, Selector(t, rt)) {
-			t.Fatalf("round %d: successor's parent is not the presented token (err %v)", round, err)
-		}
-		rt = results[0].RefreshToken
-		f.Clock.Advance(11 * time.Second) // the next round starts outside the window
+	f.Clock.Advance(300 * time.Hour)
+	t1 := f.MustRefresh(t0.RefreshToken) // t0 used; t1 fresh for 336h
+	f.Clock.Advance(40 * time.Hour)      // t0 is past its expiry, t1 is not
+	f.MustBeRefused(t0.RefreshToken, "an expired used token")
+	if s := f.Session(t0.SessionID); s.RevokedAt != nil {
+		t.Fatal("an expired used token revoked the session (SPEC §2.5: changes nothing)")
 	}
-	f.MustRefresh(rt)
+	f.MustRefresh(t1.RefreshToken)
 }
 
-func testConcurrentStrict(t *testing.T, store tokens.Store) {
-	f := NewFixture(t, store, WithGrace(0))
+// testGraceWithClockBehind (frozen clock): a replay read by a clock behind
+// the rotation's is never reuse (SPEC §2.9). Within MaxClockSkew it is a
+// grace replay; five minutes behind it is refused as unavailable and changes
+// nothing.
+func testGraceWithClockBehind(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
 	t0 := f.MustLogin(f.MustUser())
-	const n = 50
-	var ok, reuse, other int
-	var winner tokens.TokenPair
-	results, errs := presentTogether(f, t0.RefreshToken, n)
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-			winner = results[i]
-		case tokens.IsReuse(err):
-			reuse++
-		case errors.Is(err, tokens.ErrInvalidGrant):
-			other++ // the session was already revoked by another caller
-		default:
-			t.Errorf("unexpected error: %v", err)
-		}
+	t1 := f.MustRefresh(t0.RefreshToken)
+	f.Clock.Advance(-tokens.MaxClockSkew / 2)
+	if p, err := f.Refresh(t0.RefreshToken); err != nil || p.RefreshToken != t1.RefreshToken {
+		t.Fatalf("replay under a clock %v behind: %v, want the same successor", tokens.MaxClockSkew/2, err)
 	}
-	if ok != 1 || reuse < 1 || ok+reuse+other != n {
-		t.Fatalf("strict mode: %d successes, %d reuse, %d refused; want exactly 1 success and a reuse", ok, reuse, other)
+	f.Clock.Advance(-5 * time.Minute) // an instance whose clock lags badly
+	if _, err := f.Refresh(t0.RefreshToken); !errors.Is(err, tokens.ErrUnavailable) || tokens.IsReuse(err) {
+		t.Fatalf("replay under a clock 5m behind: %v, want unavailable (never reuse)", err)
 	}
-	f.MustBeRefused(winner.RefreshToken, "the winner's token after the reuse revocation")
-	f.MustBeDenied(winner.AccessToken, "the winner's access token after the reuse revocation")
+	if s := f.Session(t0.SessionID); s.RevokedAt != nil {
+		t.Fatalf("a lagging clock revoked the session as %q", s.RevokedReason)
+	}
+	f.Clock.Advance(5*time.Minute + tokens.MaxClockSkew/2)
+	f.MustRefresh(t1.RefreshToken)
+}
+
+func testAccessCappedAtSessionEnd(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store, WithSessionMax(time.Hour))
+	t0 := f.MustLogin(f.MustUser())
+	end := f.Session(t0.SessionID).ExpiresAt
+	f.Clock.Advance(time.Hour - 5*time.Minute)
+	t1 := f.MustRefresh(t0.RefreshToken)
+	p := f.MustAuthenticate(t1.AccessToken)
+	if p.ExpiresAt.After(end) {
+		t.Fatalf("access token expires at %v, after its session's end %v", p.ExpiresAt, end)
+	}
+	if t1.ExpiresIn > int64((5*time.Minute)/time.Second) || t1.ExpiresIn < 1 {
+		t.Fatalf("expires_in %d for a session with 5 minutes left", t1.ExpiresIn)
+	}
+}
+
+func testGraceRetryAfterTokenExpiry(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store, func(c *tokens.Config) { c.RefreshTTL = time.Minute })
+	t0 := f.MustLogin(f.MustUser())
+	f.Clock.Advance(time.Minute - 500*time.Millisecond)
+	t1 := f.MustRefresh(t0.RefreshToken) // rotated while valid
+	f.Clock.Advance(time.Second)         // t0 has expired since; t1 lives
+	again, err := f.Refresh(t0.RefreshToken)
+	if err != nil || again.RefreshToken != t1.RefreshToken {
+		t.Fatalf("grace retry of a token that expired after its rotation: %v", err)
+	}
+	f.Clock.Advance(10 * time.Second) // past the window: refused, not reuse (§2.5)
+	f.MustBeRefused(t0.RefreshToken, "an expired used token past the window")
+	if s := f.Session(t0.SessionID); s.RevokedAt != nil {
+		t.Fatalf("an expired used token revoked the session as %q", s.RevokedReason)
+	}
 }
