@@ -20,9 +20,7 @@ type userJSON struct {
 
 func userView(u tokens.User, withDisabled bool) userJSON {
 	v := userJSON{ID: u.ID.String(), Email: u.Email, Roles: u.Roles, CreatedAt: u.CreatedAt.UTC()}
-	if v.Roles == nil {
-		v.Roles = []string{}
-	}
+	v.Roles = tokens.NonNil(v.Roles)
 	if withDisabled {
 		d := u.Disabled
 		v.Disabled = &d

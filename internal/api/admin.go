@@ -150,10 +150,7 @@ func (s *server) handleAdminAudit(w http.ResponseWriter, r *http.Request, _ toke
 	}
 	out := make([]auditJSON, 0, len(evs))
 	for _, ev := range evs {
-		d := ev.Detail
-		if d == nil {
-			d = map[string]string{}
-		}
+		d := tokens.NonNilMap(ev.Detail)
 		out = append(out, auditJSON{ID: ev.ID, At: ev.At.UTC(), Kind: string(ev.Kind), UserID: ev.UserID, SessionID: ev.SessionID, IP: ev.IP, Detail: d})
 	}
 	writeJSON(w, http.StatusOK, out)

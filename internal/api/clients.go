@@ -28,15 +28,9 @@ type clientJSON struct {
 }
 
 func (s *server) clientView(c tokens.Client, secret string) clientJSON {
-	nonNil := func(l []string) []string {
-		if l == nil {
-			return []string{}
-		}
-		return l
-	}
 	return clientJSON{
-		ID: c.ID, Name: c.Name, Type: string(c.Type), GrantTypes: nonNil(c.GrantTypes),
-		AllowedOrigins: nonNil(c.AllowedOrigins), Audience: c.Audience, Roles: nonNil(c.Roles),
+		ID: c.ID, Name: c.Name, Type: string(c.Type), GrantTypes: tokens.NonNil(c.GrantTypes),
+		AllowedOrigins: tokens.NonNil(c.AllowedOrigins), Audience: c.Audience, Roles: tokens.NonNil(c.Roles),
 		Disabled: c.Disabled, Default: c.ID == s.svc.Config().DefaultClientID,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), Secret: secret,
 	}

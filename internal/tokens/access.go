@@ -128,9 +128,7 @@ type accessGrant struct {
 
 func (a *AccessTokens) issue(g accessGrant, now time.Time) (string, Principal, error) {
 	roles := g.roles
-	if roles == nil {
-		roles = []string{}
-	}
+	roles = NonNil(roles)
 	userID, sid, email := g.userID, g.sid, g.email
 	sub := userID.String()
 	if userID == uuid.Nil {
@@ -254,9 +252,7 @@ func principalOf(c *AccessClaims) (Principal, error) {
 		return bad("missing iat")
 	}
 	roles := c.Roles
-	if roles == nil {
-		roles = []string{}
-	}
+	roles = NonNil(roles)
 	return Principal{
 		UserID: sub, ClientID: c.ClientID, SessionID: sid, TokenID: jti, Roles: roles, Email: c.Email,
 		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time,

@@ -248,9 +248,7 @@ func (s *Service) ApplyClients(ctx context.Context, specs []ClientSpec) (created
 // default client the configuration is the source of truth.
 func (s *Service) EnsureDefaultClient(ctx context.Context) error {
 	origins, aud := slices.Clone(s.cfg.DefaultOrigins), s.cfg.Audience
-	if origins == nil {
-		origins = []string{}
-	}
+	origins = NonNil(origins)
 	_, err := s.store.Client(ctx, s.cfg.DefaultClientID)
 	if errors.Is(err, ErrNotFound) {
 		name := "Default client"

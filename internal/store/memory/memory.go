@@ -46,9 +46,7 @@ func New() *Store {
 
 func cloneUser(u tokens.User) tokens.User {
 	u.Roles = slices.Clone(u.Roles)
-	if u.Roles == nil {
-		u.Roles = []string{}
-	}
+	u.Roles = tokens.NonNil(u.Roles)
 	return u
 }
 
@@ -353,9 +351,7 @@ func (s *Store) AddAudit(_ context.Context, ev tokens.AuditEvent) error {
 func (s *Store) addAuditLocked(ev tokens.AuditEvent) {
 	s.nextEv++
 	ev.ID = s.nextEv
-	if ev.Detail == nil {
-		ev.Detail = map[string]string{}
-	}
+	ev.Detail = tokens.NonNilMap(ev.Detail)
 	s.audit = append(s.audit, ev)
 }
 

@@ -45,9 +45,7 @@ func (s *Store) Audit(ctx context.Context, userID uuid.UUID, before int64, limit
 		if err := rows.Scan(&ev.ID, &ev.At, &ev.Kind, &ev.UserID, &ev.SessionID, &ev.IP, &ev.Detail); err != nil {
 			return nil, wrap(err)
 		}
-		if ev.Detail == nil {
-			ev.Detail = map[string]string{}
-		}
+		ev.Detail = tokens.NonNilMap(ev.Detail)
 		out = append(out, ev)
 	}
 	return out, wrap(rows.Err())
@@ -66,9 +64,7 @@ func (s *Store) Revocations(ctx context.Context, since tokens.SyncCursor, now ti
 	defer cancel()
 	defer s.timed("revocations", time.Now(), &err)
 	xip := since.Xip
-	if xip == nil {
-		xip = []int64{}
-	}
+	xip = tokens.NonNil(xip)
 	var next tokens.SyncCursor
 	var out []tokens.Revocation
 	b := &pgx.Batch{}

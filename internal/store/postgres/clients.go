@@ -20,9 +20,7 @@ func scanClient(row pgx.Row) (tokens.Client, error) {
 		&c.Disabled, &c.TokenFamily, &c.CreatedAt, &c.UpdatedAt)
 	c.Type = tokens.ClientType(typ)
 	for _, l := range []*[]string{&c.GrantTypes, &c.AllowedOrigins, &c.Roles} {
-		if *l == nil {
-			*l = []string{}
-		}
+		*l = tokens.NonNil(*l)
 	}
 	return c, err
 }
@@ -181,10 +179,7 @@ func revokeClient(ctx context.Context, tx pgx.Tx, id string, r tokens.ClientRevo
 	b := &pgx.Batch{}
 	sr := r.Sessions
 	if r.EndSessions {
-		detail := sr.Event.Detail
-		if detail == nil {
-			detail = map[string]string{}
-		}
+		detail := tokens.NonNilMap(sr.Event.Detail)
 		b.Queue(sqlRevokeClient, sr.At, sr.DenyUntil, sr.Event.Kind, sr.Event.IP, detail, sr.Reason, id).Query(scan)
 	}
 	b.Queue(sqlDenyFamily, r.Family, sr.DenyUntil, sr.At, id, r.NewFamily).Query(scan)

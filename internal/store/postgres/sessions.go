@@ -106,10 +106,7 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ toke
 	var revs []tokens.Revocation
 	if capped {
 		r := ns.Evict
-		detail := r.Event.Detail
-		if detail == nil {
-			detail = map[string]string{}
-		}
+		detail := tokens.NonNilMap(r.Event.Detail)
 		b.Queue(sqlEvictSessions, r.At, r.DenyUntil, r.Event.Kind, r.Event.IP, detail, r.Reason, ss.UserID, ss.ID,
 			ns.MaxSessions-1).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
@@ -130,9 +127,7 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ toke
 	if n != 1 {
 		return tokens.User{}, nil, tokens.ErrNotFound
 	}
-	if u.Roles == nil {
-		u.Roles = []string{}
-	}
+	u.Roles = tokens.NonNil(u.Roles)
 	return u, revs, nil
 }
 
@@ -206,9 +201,7 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 		return tokens.RefreshState{}, false, wrap(err)
 	}
 	st.User.ID = st.Session.UserID
-	if st.User.Roles == nil {
-		st.User.Roles = []string{}
-	}
+	st.User.Roles = tokens.NonNil(st.User.Roles)
 	st.Session.LastUsedAt, st.Session.ClientID = now, r.ClientID
 	st.Session.Chain.ActiveSelector, st.Session.Chain.PrevSelector, st.Session.Chain.RotatedAt = n.Selector, r.Selector, now
 	n.SessionID, n.ParentSelector, n.CreatedAt, n.ExpiresAt = st.Session.ID, r.Selector, now, st.Session.Chain.ActiveExpiresAt
@@ -287,9 +280,7 @@ func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens
 	}
 	st.Token.Selector = selector
 	st.User.ID = st.Session.UserID
-	if st.User.Roles == nil {
-		st.User.Roles = []string{}
-	}
+	st.User.Roles = tokens.NonNil(st.User.Roles)
 	finishSession(&st.Session, rotatedAt)
 
 	out, err := decide(st)
@@ -366,10 +357,7 @@ const sqlRevokeUser = `
 		RETURNING id, user_id` + sqlRevokeTail
 
 func queueRevoke(b *pgx.Batch, r tokens.SessionRevocation, out *[]tokens.Revocation) {
-	detail := r.Event.Detail
-	if detail == nil {
-		detail = map[string]string{}
-	}
+	detail := tokens.NonNilMap(r.Event.Detail)
 	q, a, bArg := sqlRevokeUser, r.UserID, r.Except
 	if r.SessionID != uuid.Nil {
 		q, a, bArg = sqlRevokeOne, r.SessionID, r.UserID
@@ -419,10 +407,7 @@ func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, e
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.timed("deny_token", time.Now(), &err)
-	detail := ev.Detail
-	if detail == nil {
-		detail = map[string]string{}
-	}
+	detail := tokens.NonNilMap(ev.Detail)
 	rev := tokens.Revocation{Kind: tokens.RevokeToken, Subject: jti, Until: until}
 	var n int
 	err = s.pool.QueryRow(ctx, `

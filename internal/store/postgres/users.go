@@ -17,9 +17,7 @@ const userColumns = `id, email, password_hash, roles, disabled, created_at`
 func scanUser(row pgx.Row) (tokens.User, error) {
 	var u tokens.User
 	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.Roles, &u.Disabled, &u.CreatedAt)
-	if u.Roles == nil {
-		u.Roles = []string{}
-	}
+	u.Roles = tokens.NonNil(u.Roles)
 	return u, wrap(err)
 }
 
@@ -27,9 +25,7 @@ func scanUser(row pgx.Row) (tokens.User, error) {
 func (s *Store) CreateUser(ctx context.Context, u tokens.User) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if u.Roles == nil {
-		u.Roles = []string{}
-	}
+	u.Roles = tokens.NonNil(u.Roles)
 	_, err := s.pool.Exec(ctx,
 		`INSERT INTO users (id, email, password_hash, roles, disabled, created_at, updated_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $6)`,
@@ -68,9 +64,7 @@ func (s *Store) UpdateUser(ctx context.Context, up tokens.UserUpdate) (_ tokens.
 	var roles any
 	if up.Roles != nil {
 		r := *up.Roles
-		if r == nil {
-			r = []string{}
-		}
+		r = tokens.NonNil(r)
 		roles = r
 	}
 	// The old roles come from the row this UPDATE locks, so whether a role
@@ -87,9 +81,7 @@ func (s *Store) UpdateUser(ctx context.Context, up tokens.UserUpdate) (_ tokens.
 	if err != nil {
 		return tokens.User{}, nil, wrap(err)
 	}
-	if u.Roles == nil {
-		u.Roles = []string{}
-	}
+	u.Roles = tokens.NonNil(u.Roles)
 	if up.Event != nil {
 		if err := insertAudit(ctx, tx, *up.Event); err != nil {
 			return tokens.User{}, nil, err
@@ -119,10 +111,7 @@ type querier interface {
 }
 
 func insertAudit(ctx context.Context, q querier, ev tokens.AuditEvent) error {
-	detail := ev.Detail
-	if detail == nil {
-		detail = map[string]string{}
-	}
+	detail := tokens.NonNilMap(ev.Detail)
 	_, err := q.Exec(ctx,
 		`INSERT INTO audit_events (at, kind, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)`,
 		ev.At, ev.Kind, ev.UserID, ev.SessionID, ev.IP, detail)
