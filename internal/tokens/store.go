@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -105,12 +106,7 @@ type UserUpdate struct {
 
 // RolesLost reports whether a role in before is missing from after.
 func RolesLost(before, after []string) bool {
-	for _, r := range before {
-		if !HasRole(after, r) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(before, func(r string) bool { return !slices.Contains(after, r) })
 }
 
 // NewSession is a login: a session, its first refresh token and the audit

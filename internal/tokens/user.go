@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -89,14 +90,7 @@ func ValidateRoles(roles []string) ([]string, error) {
 
 // HasRole reports whether roles contains any of want.
 func HasRole(roles []string, want ...string) bool {
-	for _, r := range roles {
-		for _, w := range want {
-			if r == w {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(want, func(w string) bool { return slices.Contains(roles, w) })
 }
 
 // PasswordHasher hashes and checks passwords. Implementations live outside
