@@ -53,6 +53,9 @@ func readClientsFile(path string, getenv func(string) string) ([]tokens.ClientSp
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: data after the clients object", path)
+	}
 	specs := make([]tokens.ClientSpec, 0, len(f.Clients))
 	for i, e := range f.Clients {
 		secret := e.Secret

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/rotorauth/rotor/internal/tokens"
@@ -55,6 +56,15 @@ func (s *server) withRole(r *http.Request, roles ...string) (tokens.Principal, e
 	}
 	if !tokens.HasRole(p.Roles, roles...) {
 		return p, tokens.ErrForbidden
+	}
+	// A user's role opens Rotor's own administration only through a token
+	// meant for Rotor: a token another client obtained for its own API (its
+	// audience) must not be replayable here by that API's servers. A
+	// client's own client_credentials token is held by the client itself,
+	// whose servers have its secret anyway.
+	if !p.IsClient() && !slices.Contains(p.Audience, s.svc.Config().Audience) {
+		return p, &httpError{status: http.StatusForbidden, code: codeInsufficientScope,
+			msg: "this user token was issued for another audience; role-protected endpoints take user tokens whose aud is Rotor's (JWT_AUDIENCE)"}
 	}
 	return p, nil
 }

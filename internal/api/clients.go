@@ -91,8 +91,23 @@ func (s *server) handleAdminCreateClient(w http.ResponseWriter, r *http.Request,
 	writeJSON(w, http.StatusCreated, s.clientView(c, secret))
 }
 
+// pathClientID is the {id} of a client path; a malformed one names no
+// client (404), rather than reaching the store.
+func pathClientID(r *http.Request) (string, error) {
+	id := mux.Vars(r)["id"]
+	if !tokens.ValidClientID(id) {
+		return "", tokens.ErrNotFound
+	}
+	return id, nil
+}
+
 func (s *server) handleAdminGetClient(w http.ResponseWriter, r *http.Request, _ tokens.Principal) {
-	c, err := s.svc.Client(r.Context(), mux.Vars(r)["id"])
+	id, err := pathClientID(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	c, err := s.svc.Client(r.Context(), id)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -106,7 +121,11 @@ func (s *server) handleAdminUpdateClient(w http.ResponseWriter, r *http.Request,
 		writeError(w, r, s.log, err)
 		return
 	}
-	id := mux.Vars(r)["id"]
+	id, err := pathClientID(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	if req.ID != "" && req.ID != id {
 		writeError(w, r, s.log, badRequest("client_id cannot change"))
 		return
@@ -121,7 +140,11 @@ func (s *server) handleAdminUpdateClient(w http.ResponseWriter, r *http.Request,
 }
 
 func (s *server) handleAdminRotateClientSecret(w http.ResponseWriter, r *http.Request, admin tokens.Principal) {
-	id := mux.Vars(r)["id"]
+	id, err := pathClientID(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	secret, err := s.svc.RotateClientSecret(r.Context(), id, admin.Subject(), s.client(r))
 	if err != nil {
 		writeError(w, r, s.log, err)
@@ -132,7 +155,11 @@ func (s *server) handleAdminRotateClientSecret(w http.ResponseWriter, r *http.Re
 }
 
 func (s *server) handleAdminDeleteClient(w http.ResponseWriter, r *http.Request, admin tokens.Principal) {
-	if err := s.svc.DeleteClient(r.Context(), mux.Vars(r)["id"], admin.Subject(), s.client(r)); err != nil {
+	id, err := pathClientID(r)
+	if err == nil {
+		err = s.svc.DeleteClient(r.Context(), id, admin.Subject(), s.client(r))
+	}
+	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}

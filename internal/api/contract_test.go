@@ -549,7 +549,7 @@ func (c *contractTour) stepClients(t *testing.T) {
 	}
 	var rs map[string]any
 	c.e.do(t, c.base, ctCall{method: "POST", path: "/admin/clients", token: at, status: 201,
-		body: ctObj{"client_id": "ct-rs", "type": "confidential", "roles": []string{"introspect"}, "audience": "feed"}}).decode(t, &rs)
+		body: ctObj{"client_id": "ct-rs", "type": "confidential", "roles": []string{"introspect"}}}).decode(t, &rs)
 	secret, _ := rs["client_secret"].(string)
 	if secret == "" {
 		t.Fatalf("a confidential client's creation did not show its secret: %v", rs)
@@ -633,6 +633,8 @@ func (c *contractTour) stepClients(t *testing.T) {
 		call.token, call.status, call.code = clientTok, 403, "insufficient_scope"
 		c.e.do(t, c.base, call)
 	}
+	c.e.do(t, c.base, ctCall{method: "POST", path: "/logout", token: clientTok, status: 403, code: "insufficient_scope"})
+	c.e.do(t, c.base, ctCall{method: "GET", path: "/admin/clients/%FF", token: at, status: 404, code: "not_found"})
 	c.e.do(t, c.base, ctCall{method: "POST", path: "/admin/clients/nobody/secret", token: at, status: 404, code: "not_found"})
 	c.e.do(t, c.base, ctCall{method: "POST", path: "/admin/clients/ct-rs/secret", token: c.intro.AccessToken, status: 403, code: "insufficient_scope"})
 	c.e.do(t, c.base, ctCall{method: "POST", path: "/admin/clients/ct-rs/secret", status: 401, code: "invalid_token"})

@@ -320,6 +320,11 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	if authErr == nil && tok != "" {
 		p, err := s.svc.Authenticate(tok)
+		if err == nil && p.IsClient() {
+			writeError(w, r, s.log, &httpError{status: http.StatusForbidden, code: codeInsufficientScope,
+				msg: "a client's own token (client_credentials) has no session to log out; revoke it at /revoke"})
+			return
+		}
 		if err == nil {
 			lr.Principal = &p
 		}

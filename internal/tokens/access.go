@@ -179,7 +179,12 @@ func (a *AccessTokens) Verify(token string) (Principal, error) {
 		return Principal{}, ErrInvalidToken
 	}
 	if p, ok := a.cache.get(token, a.now()); ok {
-		return p, nil
+		// The client's audience may have changed since: the cached check
+		// must reach the verdict a full one would.
+		if aud, known := a.audienceOf(p.ClientID); known && slices.Contains(p.Audience, aud) {
+			return p, nil
+		}
+		return Principal{}, fmt.Errorf("%w: token is not valid", ErrInvalidToken)
 	}
 	p, err := a.verify(token)
 	if err != nil {

@@ -32,7 +32,7 @@ func (s *Service) UpdateUser(ctx context.Context, admin Principal, id uuid.UUID,
 		r.UserID = id
 		upd.Revoke = &r
 	}
-	actor := admin.UserID.String()
+	actor := admin.Subject()
 	upd.Event = &AuditEvent{At: now, Kind: kind, UserID: &id, IP: client.IP, Detail: map[string]string{"by": actor}}
 	u, revs, err := s.store.UpdateUser(ctx, upd)
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *Service) RevokeUserSessions(ctx context.Context, admin Principal, userI
 	}
 	r := s.revocation(ReasonAdmin, EventRevoked, s.nowUTC(), client)
 	r.UserID = userID
-	r.Event.Detail["by"] = admin.UserID.String()
+	r.Event.Detail["by"] = admin.Subject()
 	revs, err := s.revoke(ctx, r)
 	return len(revs), err
 }
@@ -69,7 +69,7 @@ func (s *Service) RevokeSession(ctx context.Context, admin Principal, id uuid.UU
 	}
 	r := s.revocation(ReasonAdmin, EventRevoked, s.nowUTC(), client)
 	r.SessionID, r.UserID = id, sess.UserID
-	r.Event.Detail["by"] = admin.UserID.String()
+	r.Event.Detail["by"] = admin.Subject()
 	_, err = s.revoke(ctx, r)
 	return err
 }

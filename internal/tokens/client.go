@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -133,13 +135,29 @@ func ValidOrigin(o string) bool {
 		o == u.Scheme+"://"+u.Host
 }
 
+// ValidClientID reports whether id is a well-formed client id.
+func ValidClientID(id string) bool { return validClientID(id) }
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
 // validateClient checks a client as it would be stored.
 func validateClient(c Client) error {
 	if !validClientID(c.ID) {
 		return InvalidInput("client id must be 1 to 64 characters of a-z, A-Z, 0-9, '.', '_' and '-', starting with a letter or digit")
 	}
-	if c.Name == "" || len(c.Name) > 200 {
-		return InvalidInput("client name must be 1 to 200 characters")
+	if c.Name == "" || utf8.RuneCountInString(c.Name) > 200 || !printable(c.Name) {
+		return InvalidInput("client name must be 1 to 200 printable characters")
 	}
 	if c.Type != ClientPublic && c.Type != ClientConfidential {
 		return InvalidInput("client type must be public or confidential")
@@ -163,8 +181,8 @@ func validateClient(c Client) error {
 			return InvalidInput("allowed origins must be exact origins such as https://app.example.com")
 		}
 	}
-	if c.Audience == "" || len(c.Audience) > 200 {
-		return InvalidInput("audience must be 1 to 200 characters")
+	if c.Audience == "" || utf8.RuneCountInString(c.Audience) > 200 || !printable(c.Audience) {
+		return InvalidInput("audience must be 1 to 200 printable characters")
 	}
 	if _, err := ValidateRoles(c.Roles); err != nil {
 		return err

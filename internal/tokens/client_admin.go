@@ -207,22 +207,41 @@ func (s *Service) ApplyClients(ctx context.Context, specs []ClientSpec) (created
 			return 0, 0, InvalidInput("client " + spec.ID + " is listed twice")
 		}
 		seen[spec.ID] = true
-		_, err := s.store.Client(ctx, spec.ID)
+		old, err := s.store.Client(ctx, spec.ID)
+		var next Client
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if spec.Type == ClientConfidential && spec.Secret == "" {
 				return 0, 0, InvalidInput("client " + spec.ID + ": a confidential client in a clients file needs its secret")
 			}
-			c := Client{ID: spec.ID, Name: deref(spec.Name, spec.ID), Type: spec.Type,
+			next = Client{ID: spec.ID, Name: deref(spec.Name, spec.ID), Type: spec.Type,
 				GrantTypes: deref(spec.GrantTypes, defaultGrants(spec.Type)), AllowedOrigins: deref(spec.AllowedOrigins, []string{}),
 				Audience: deref(spec.Audience, s.cfg.Audience), Roles: deref(spec.Roles, []string{})}
-			if err := validateClient(c); err != nil {
-				return 0, 0, fmt.Errorf("client %s: %w", spec.ID, err)
-			}
 		case err != nil:
 			return 0, 0, err
 		default:
 			exists[spec.ID] = true
+			if spec.Type != "" && spec.Type != old.Type {
+				return 0, 0, InvalidInput("client " + spec.ID + ": a client's type cannot change")
+			}
+			next = old
+			next.Name, next.GrantTypes = deref(spec.Name, old.Name), deref(spec.GrantTypes, old.GrantTypes)
+			next.AllowedOrigins, next.Audience = deref(spec.AllowedOrigins, old.AllowedOrigins), deref(spec.Audience, old.Audience)
+			next.Roles, next.Disabled = deref(spec.Roles, old.Roles), deref(spec.Disabled, old.Disabled)
+		}
+		if err := validateClient(next); err != nil {
+			return 0, 0, fmt.Errorf("client %s: %w", spec.ID, err)
+		}
+		if spec.Secret != "" {
+			if next.Type != ClientConfidential {
+				return 0, 0, InvalidInput("client " + spec.ID + ": a public client has no secret")
+			}
+			if _, err := s.secretFor(spec.Secret); err != nil {
+				return 0, 0, fmt.Errorf("client %s: %w", spec.ID, err)
+			}
+		}
+		if spec.ID == s.cfg.DefaultClientID && (next.Disabled || next.Type != ClientPublic) {
+			return 0, 0, InvalidInput("client " + spec.ID + ": the default client must stay public and enabled")
 		}
 	}
 	for _, spec := range specs {
@@ -249,7 +268,7 @@ func (s *Service) ApplyClients(ctx context.Context, specs []ClientSpec) (created
 func (s *Service) EnsureDefaultClient(ctx context.Context) error {
 	origins, aud := slices.Clone(s.cfg.DefaultOrigins), s.cfg.Audience
 	origins = NonNil(origins)
-	_, err := s.store.Client(ctx, s.cfg.DefaultClientID)
+	stored, err := s.store.Client(ctx, s.cfg.DefaultClientID)
 	if errors.Is(err, ErrNotFound) {
 		name := "Default client"
 		_, _, err = s.CreateClient(ctx, ClientSpec{ID: s.cfg.DefaultClientID, Name: &name, Type: ClientPublic,
@@ -261,6 +280,14 @@ func (s *Service) EnsureDefaultClient(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	// The default client serves every request that names no client, with no
+	// credentials: it must be public and enabled, or anyone could act as it.
+	if stored.Type != ClientPublic || !stored.Allows(GrantPassword) && !stored.Allows(GrantRefreshToken) {
+		return fmt.Errorf("client %q is %s: the default client must be a public client (choose another DEFAULT_CLIENT_ID)", stored.ID, stored.Type)
+	}
+	if stored.Disabled {
+		return fmt.Errorf("client %q is disabled: the default client must be enabled", stored.ID)
 	}
 	_, err = s.UpdateClient(ctx, ClientSpec{ID: s.cfg.DefaultClientID, AllowedOrigins: &origins, Audience: &aud}, "startup", ClientInfo{})
 	return err

@@ -21,10 +21,11 @@ type ClientAuth struct {
 // public client are ErrInvalidClient, all alike.
 func (s *Service) AuthenticateClient(ctx context.Context, a ClientAuth) (Client, error) {
 	if a.ID == "" {
-		if a.HasSecret {
-			return Client{}, errClientAuth
+		d := s.DefaultClient()
+		if a.HasSecret || d.Type != ClientPublic || d.Disabled {
+			return Client{}, errClientAuth // never a confidential client's powers without its secret
 		}
-		return s.DefaultClient(), nil
+		return d, nil
 	}
 	if !validClientID(a.ID) {
 		return Client{}, errClientAuth

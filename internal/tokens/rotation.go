@@ -97,6 +97,9 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 // classify decides a presentation of p by client c at now, on the state
 // read under the session lock: Decide with this service's policy.
 func (s *Service) classify(p ParsedRefresh, succ IssuedRefresh, st RefreshState, c Client, now time.Time) (Verdict, error) {
+	if st.Session.ClientID == s.cfg.DefaultClientID { // stored by name: the default client all the same
+		st.Session.ClientID = ""
+	}
 	return Decide(Policy{ReuseGrace: s.cfg.ReuseGrace}, Presentation{
 		State: st, VerifierOK: s.codec.Matches(p, st.Token.VerifierHash),
 		ClientID: s.storedClientID(c), Successor: succ.Selector, Now: now,

@@ -322,6 +322,8 @@ type ClientUpdate struct {
 // RevokeSessions) and its client_credentials tokens (a denylist entry for
 // the Family sid), and starts NewFamily.
 type ClientRevocation struct {
+	// Family is the token family the caller read; the store denies the
+	// client's current family, read under its lock.
 	Family    uuid.UUID
 	NewFamily uuid.UUID
 	// EndSessions revokes the client's sessions too, as Sessions says

@@ -109,13 +109,14 @@ func (s *Store) revokeClientLocked(id string, r tokens.ClientRevocation) []token
 			}
 		}
 	}
+	family := s.clients[id].TokenFamily // the current one, whatever the caller read
 	for _, rev := range s.revs {
-		if rev.Kind == tokens.RevokeSession && rev.Subject == r.Family {
+		if rev.Kind == tokens.RevokeSession && rev.Subject == family {
 			return revs
 		}
 	}
 	s.nextRev++
-	rev := tokens.Revocation{ID: s.nextRev, Kind: tokens.RevokeSession, Subject: r.Family, Until: r.Sessions.DenyUntil}
+	rev := tokens.Revocation{ID: s.nextRev, Kind: tokens.RevokeSession, Subject: family, Until: r.Sessions.DenyUntil}
 	s.revs = append(s.revs, rev)
 	return append(revs, rev)
 }

@@ -148,14 +148,17 @@ const sqlRevokeClient = `
 		RETURNING id, user_id` + sqlRevokeTail
 
 // sqlDenyFamily denylists a client's client_credentials tokens (their sid
-// is the family) and starts a new family.
+// is the family) and starts a new family. The family denied is the one on
+// the row this transaction holds locked (not one read before): a concurrent
+// change that started a new family cannot leave that family's tokens alive.
 const sqlDenyFamily = `
 	WITH d AS (
 		INSERT INTO revocations (kind, subject, until, created_at)
-		VALUES ('session', $1, $2, $3) ON CONFLICT (kind, subject) DO NOTHING
+		SELECT 'session', token_family, $1, $2 FROM clients WHERE id = $3
+		ON CONFLICT (kind, subject) DO NOTHING
 		RETURNING id, subject, until
 	), f AS (
-		UPDATE clients SET token_family = $5 WHERE id = $4
+		UPDATE clients SET token_family = $4 WHERE id = $3
 	), n AS (
 		SELECT pg_notify('` + NotifyChannel + `', '') FROM d
 	)
@@ -182,7 +185,7 @@ func revokeClient(ctx context.Context, tx pgx.Tx, id string, r tokens.ClientRevo
 		detail := tokens.NonNilMap(sr.Event.Detail)
 		b.Queue(sqlRevokeClient, sr.At, sr.DenyUntil, sr.Event.Kind, sr.Event.IP, detail, sr.Reason, id).Query(scan)
 	}
-	b.Queue(sqlDenyFamily, r.Family, sr.DenyUntil, sr.At, id, r.NewFamily).Query(scan)
+	b.Queue(sqlDenyFamily, sr.DenyUntil, sr.At, id, r.NewFamily).Query(scan)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return revs, nil

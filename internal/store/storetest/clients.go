@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"slices"
 	"testing"
 	"time"
@@ -320,5 +321,72 @@ func testApplyClients(t *testing.T, store tokens.Store) {
 	}
 	if _, _, err := f.Svc.ApplyClients(ctx, []tokens.ClientSpec{{ID: ClientID("rs"), Type: tokens.ClientConfidential}}); !errors.Is(err, tokens.ErrInvalidInput) {
 		t.Fatalf("a confidential client without its secret in a file: %v", err)
+	}
+}
+
+// testDefaultClientMustBePublic: a confidential client named as the default
+// client would hand its powers to every request that names no client.
+func testDefaultClientMustBePublic(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	conf, _ := f.mustClient(tokens.ClientSpec{ID: ClientID("bot"), Type: tokens.ClientConfidential, Roles: ptr([]string{"admin"})})
+	cfg := f.Cfg
+	cfg.DefaultClientID = conf.ID
+	svc, err := tokens.NewService(store, FastPasswords, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.EnsureDefaultClient(ctx); err == nil {
+		t.Fatal("a confidential client was accepted as the default client")
+	}
+	if err := svc.RefreshClients(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := svc.AuthenticateClient(ctx, tokens.ClientAuth{}); !errors.Is(err, tokens.ErrInvalidClient) {
+		t.Fatalf("a request naming no client got the confidential default client %q (%v)", c.ID, err)
+	}
+}
+
+// testClientRevocationDeniesTheCurrentFamily: a revocation computed from a
+// stale read of the client still denies the family the client has now.
+func testClientRevocationDeniesTheCurrentFamily(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	c, _ := f.mustClient(tokens.ClientSpec{ID: ClientID("rs"), Type: tokens.ClientConfidential})
+	now := f.Clock.Now()
+	yes := true
+	_, revs, err := store.UpdateClient(ctx, tokens.ClientUpdate{ID: c.ID, Disabled: &yes, UpdatedAt: now,
+		Revoke: &tokens.ClientRevocation{Family: uuid.New() /* stale */, NewFamily: uuid.New(), EndSessions: true,
+			Sessions: tokens.SessionRevocation{Reason: tokens.ReasonClientDisabled, At: now, DenyUntil: now.Add(time.Hour),
+				Event: tokens.AuditEvent{At: now, Kind: tokens.EventRevoked}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range revs {
+		found = found || r.Subject == c.TokenFamily
+	}
+	if !found {
+		t.Fatalf("the client's current token family %s was not denied: %v", c.TokenFamily, revs)
+	}
+}
+
+// testClientsFileAllOrNothing: a file with one bad entry changes nothing,
+// not even the entries before it.
+func testClientsFileAllOrNothing(t *testing.T, store tokens.Store) {
+	f := NewFixture(t, store)
+	a, _ := f.mustClient(tokens.ClientSpec{ID: ClientID("a"), Type: tokens.ClientPublic})
+	for name, bad := range map[string]tokens.ClientSpec{
+		"a short secret":            {ID: ClientID("c"), Type: tokens.ClientConfidential, Secret: "short"},
+		"a public client's secret":  {ID: ClientID("p"), Type: tokens.ClientPublic, Secret: "a secret of thirty-two bytes or more!"},
+		"a type change":             {ID: a.ID, Type: tokens.ClientConfidential},
+		"the default client off":    {ID: f.Svc.Config().DefaultClientID, Disabled: ptr(true)},
+		"a bad origin on an update": {ID: a.ID, AllowedOrigins: ptr([]string{"not an origin"})},
+	} {
+		specs := []tokens.ClientSpec{{ID: a.ID, Disabled: ptr(true)}, bad}
+		if _, _, err := f.Svc.ApplyClients(ctx, specs); err == nil {
+			t.Errorf("%s: the file was accepted", name)
+		}
+		if got, _ := store.Client(ctx, a.ID); got.Disabled {
+			t.Fatalf("%s: a rejected file still disabled client %s", name, a.ID)
+		}
 	}
 }

@@ -70,6 +70,9 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"clients: client_credentials tokens, and their end when the client is disabled, loses a role or is deleted", testClientCredentials},
 		{"clients: a client may revoke only tokens issued to it", testRevokeOwnTokensOnly},
 		{"clients: a clients file creates and updates", testApplyClients},
+		{"clients: a rejected clients file changes nothing", testClientsFileAllOrNothing},
+		{"clients: the default client must be public", testDefaultClientMustBePublic},
+		{"clients: a client revocation denies the client's current token family", testClientRevocationDeniesTheCurrentFamily},
 		// audit and purge
 		{"audit: events of logins, refreshes and revocations", testAudit},
 		{"purge: expired sessions and denylist entries go", testPurge},
