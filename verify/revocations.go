@@ -17,8 +17,8 @@ const (
 	// maxFeedBytes bounds one page (10,000 entries are about 1 MB).
 	maxFeedBytes = 16 << 20
 	// maxPagesPerPoll stops a poll that keeps being told has_more (the
-	// next poll goes on from the cursor reached).
-	maxPagesPerPoll = 1000
+	// next poll, an interval later, goes on from the cursor reached).
+	maxPagesPerPoll = 100
 	// sweepEvery is how often expired denylist entries are dropped.
 	sweepEvery = 30 * time.Second
 )
@@ -120,9 +120,15 @@ type poller struct {
 	lastSync time.Time // seqStart of the last sequence read to has_more=false
 	// lastSyncNano is lastSync for readers that take no lock.
 	lastSyncNano atomic.Int64
-	lastFull     time.Time // the same, of the last sequence started at 0
-	lastErr      error
-	synced       chan struct{} // closed at the first complete sequence
+	lastFull     time.Time // when the last complete read from 0 began
+	// The full resynchronisation is a sequence of its own, read a few pages
+	// per poll beside the incremental one (which alone keeps the verifier
+	// fresh), from fullCursor, begun at fullStart; fullCursor "" when none
+	// is under way.
+	fullCursor string
+	fullStart  time.Time
+	lastErr    error
+	synced     chan struct{} // closed at the first complete sequence
 }
 
 // run polls every interval until the verifier stops.
@@ -147,66 +153,118 @@ func (p *poller) run() {
 	}
 }
 
-// poll reads pages until has_more is false. Every page's entries are added
-// at once. An incremental poll that fails part-way keeps the cursor it
-// reached (the feed's cursors stay valid, and the sequence's start time is
-// kept, so the staleness bound stays honest); a full resynchronisation
-// (from 0, every Config.FullResyncInterval) only replaces the cursor when
-// it completes.
+// poll reads the incremental sequence from the cursor until has_more is
+// false (its start time is what freshness means: everything committed
+// before it has been read), then goes on with a full resynchronisation
+// (from 0, every Config.FullResyncInterval) for at most maxPagesPerPoll
+// pages. A sequence cut short keeps its cursor and goes on at the next poll,
+// so no answer is ever too large to finish, and a full read never holds up
+// the incremental one.
 func (p *poller) poll(ctx context.Context) error {
 	p.mu.Lock()
 	now := p.v.now()
-	full := p.lastFull.IsZero() || now.Sub(p.lastFull) >= p.full
 	cursor, seqStart := p.cursor, p.seqStart
-	if full {
-		cursor, seqStart = "0", now
-	} else if seqStart.IsZero() {
+	if seqStart.IsZero() {
 		seqStart = now
 	}
 	p.mu.Unlock()
-
-	for page := 0; ; page++ {
-		if page == maxPagesPerPoll {
-			return p.failed(fmt.Errorf("revocations: still has_more after %d pages; going on at the next poll", page))
-		}
-		pctx, cancel := context.WithTimeout(ctx, p.v.cfg.StaleAfter)
-		fp, err := p.fetch(pctx, cursor)
-		cancel()
-		if err != nil {
-			return p.failed(err)
-		}
-		p.v.deny.add(fp.Sessions, fp.Tokens)
-		cursor = *fp.Cursor
-		p.mu.Lock()
-		if !full {
-			p.cursor, p.seqStart = cursor, seqStart
-		}
-		if !fp.HasMore {
-			p.cursor, p.seqStart = cursor, time.Time{}
+	fromZero := cursor == "0"
+	done, err := p.readSeq(ctx, cursor, func(next string, more bool) {
+		p.cursor, p.seqStart = next, seqStart
+		if !more {
+			p.seqStart = time.Time{}
 			if seqStart.After(p.lastSync) {
 				p.lastSync = seqStart
 				p.lastSyncNano.Store(seqStart.UnixNano())
 			}
-			if full {
-				p.lastFull = seqStart
+			if fromZero && seqStart.After(p.lastFull) {
+				p.lastFull = seqStart // a read from 0 is a full one
 			}
-			first := p.synced != nil
-			if p.lastErr != nil && !first {
-				p.v.log.Info("verify: revocation feed reachable again", "url", p.url)
-			}
-			p.lastErr = nil
-			if p.synced != nil {
-				close(p.synced)
-				p.synced = nil
-			}
+		}
+	})
+	if err != nil {
+		return p.failed(err)
+	}
+	if !done {
+		return p.failed(fmt.Errorf("revocations: still has_more after %d pages; going on at the next poll", maxPagesPerPoll))
+	}
+	p.recovered()
+	return p.fullStep(ctx)
+}
+
+// fullStep starts a full resynchronisation when one is due and reads up to
+// maxPagesPerPoll of its pages. When it completes, the incremental cursor is
+// replaced by the full sequence's: that heals a cursor the issuer no longer
+// honours (an in-memory issuer that restarted), and skips nothing, since
+// the full read covered everything before its start and its cursor covers
+// everything after.
+func (p *poller) fullStep(ctx context.Context) error {
+	p.mu.Lock()
+	now := p.v.now()
+	if p.fullCursor == "" {
+		if !p.lastFull.IsZero() && now.Sub(p.lastFull) < p.full {
 			p.mu.Unlock()
-			if first {
-				s, t := p.v.deny.size()
-				p.v.log.Info("verify: revocations loaded", "url", p.url, "sessions", s, "tokens", t)
-			}
 			return nil
 		}
+		p.fullCursor, p.fullStart = "0", now
+	}
+	cursor, start := p.fullCursor, p.fullStart
+	p.mu.Unlock()
+	_, err := p.readSeq(ctx, cursor, func(next string, more bool) {
+		p.fullCursor = next
+		if !more {
+			p.fullCursor, p.lastFull = "", start
+			if p.seqStart.IsZero() { // no incremental sequence half-way
+				p.cursor = next
+			}
+		}
+	})
+	if err != nil {
+		return p.failed(err)
+	}
+	return nil
+}
+
+// readSeq reads pages from cursor until has_more is false or
+// maxPagesPerPoll pages were read (done false), adding every page's entries
+// at once and calling step, under the lock, with the cursor reached.
+func (p *poller) readSeq(ctx context.Context, cursor string, step func(next string, more bool)) (done bool, err error) {
+	for page := 0; page < maxPagesPerPoll; page++ {
+		pctx, cancel := context.WithTimeout(ctx, p.v.cfg.StaleAfter)
+		fp, err := p.fetch(pctx, cursor)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		p.v.deny.add(fp.Sessions, fp.Tokens)
+		cursor = *fp.Cursor
+		p.mu.Lock()
+		step(cursor, fp.HasMore)
 		p.mu.Unlock()
+		if !fp.HasMore {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// recovered notes a complete incremental read: the first one makes the
+// verifier ready, a later one after failures is logged.
+func (p *poller) recovered() {
+	p.mu.Lock()
+	first := p.synced != nil
+	if p.lastErr != nil && !first {
+		p.v.log.Info("verify: revocation feed reachable again", "url", p.url)
+	}
+	p.lastErr = nil
+	if p.synced != nil {
+		close(p.synced)
+		p.synced = nil
+	}
+	p.mu.Unlock()
+	if first {
+		s, t := p.v.deny.size()
+		p.v.log.Info("verify: revocations loaded", "url", p.url, "sessions", s, "tokens", t)
 	}
 }
 

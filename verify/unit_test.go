@@ -177,3 +177,40 @@ func TestMiddlewareTrustsOnlyItsOwnClaims(t *testing.T) {
 		t.Fatal("ClaimsFrom(NewContext)")
 	}
 }
+
+// TestFeedTokenNeverFollowsARedirect: the feed's client adds its token to
+// every request it sends, so it must not follow a redirect to another
+// origin with it.
+func TestFeedTokenNeverFollowsARedirect(t *testing.T) {
+	var leaked atomic.Bool
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Store(true)
+		}
+	}))
+	defer other.Close()
+	issuer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer issuer.Close()
+	src := tokenSourceFunc(func() (*oauth2.Token, error) {
+		return &oauth2.Token{AccessToken: "svc", Expiry: time.Now().Add(time.Hour)}, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := New(ctx, Config{Issuer: issuer.URL, Audience: "rotor", TokenSource: src,
+		JWKSURL: issuer.URL + "/jwks", RevocationsURL: issuer.URL + "/revocations"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	resp, err := v.authed.Get(issuer.URL + "/revocations")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("a redirect was followed: %d", resp.StatusCode)
+	}
+	time.Sleep(50 * time.Millisecond) // the background poller tries too
+	if leaked.Load() {
+		t.Fatal("the feed's token reached another origin through a redirect")
+	}
+}

@@ -240,6 +240,11 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		base = http.DefaultTransport
 	}
 	authed.Transport = &bearerTransport{src: cfg.TokenSource, base: base, now: cfg.now}
+	// The transport adds the feed's token to every request it sends, so
+	// a redirect must not take it elsewhere: redirects are not followed.
+	authed.CheckRedirect = func(*http.Request, []*http.Request) error {
+		return fmt.Errorf("the issuer answered with a redirect; not followed with the feed's token (configure the final URL)")
+	}
 	v.authed = &authed
 	if cfg.IntrospectionURL != "" {
 		u := cfg.IntrospectionURL

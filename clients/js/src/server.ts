@@ -88,6 +88,9 @@ export function createVerifier(o: VerifierOptions): Verifier {
   let keys = new Map<string, Jwk>();
   const imported = new Map<string, Promise<CryptoKey>>();
   let fetchedAt = -Infinity;
+  // The last fetch failed: an unknown kid then means "cannot check", not
+  // "invalid", until a fetch succeeds.
+  let lastFailed = false;
   let loading: Promise<void> | null = null;
 
   const load = (): Promise<void> => {
@@ -101,8 +104,10 @@ export function createVerifier(o: VerifierOptions): Verifier {
         keys = next;
         imported.clear();
         fetchedAt = now();
+        lastFailed = false;
       } catch (e) {
         fetchedAt = now(); // rate-limit failures too
+        lastFailed = true;
         throw new TokenError("jwks_unavailable", `cannot fetch the JWKS from ${jwksUrl}: ${String((e as Error)?.message ?? e)}`);
       } finally {
         loading = null;
@@ -121,6 +126,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       await load();
       k = keys.get(kid);
     }
+    if (!k && lastFailed) throw new TokenError("jwks_unavailable", `cannot fetch the JWKS from ${jwksUrl}; retry shortly`);
     if (!k) throw new TokenError("invalid_token", "unknown kid");
     return k;
   };
@@ -317,7 +323,19 @@ export function createRotorServer(o: RotorServerOptions): RotorServer {
       const requestHeaders = new Headers(request.headers);
       const responseHeaders = new Headers();
       const jar = parseCookies(request.headers.get("cookie"));
-      const claims = await verifyOrNull(jar.get(accessCookie));
+      let claims: AccessClaims | null = null;
+      const at = jar.get(accessCookie);
+      if (at) {
+        try {
+          claims = await verifier.verify(at);
+        } catch (e) {
+          // Keys cannot be fetched: the token is unchecked, not invalid, and
+          // a refresh would not help; rotating here would spend the cookie.
+          if (e instanceof TokenError && e.code === "jwks_unavailable") {
+            return { requestHeaders, responseHeaders, session: null, refresh: "unavailable" };
+          }
+        }
+      }
       const due = (c: AccessClaims) => {
         const life = (c.exp - c.iat) * 1000;
         return c.exp * 1000 - now() <= Math.min(marginMs, life / 2);

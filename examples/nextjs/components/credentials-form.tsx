@@ -17,7 +17,14 @@ export function CredentialsForm({ signUp }: { signUp?: boolean }) {
       if (signUp) await rotorClient().signUp(email, password);
       await rotorClient().login(email, password);
       const next = new URLSearchParams(location.search).get("next");
-      location.assign(next && next.startsWith("/") && !next.startsWith("//") ? next : "/protected");
+      // Only a same-origin path: "/\\evil.example" or "/\t/evil.example" look like
+      // paths but browsers read them as other hosts, so resolve and compare.
+      let target = "/protected";
+      if (next) {
+        const u = new URL(next, location.origin);
+        if (u.origin === location.origin) target = u.pathname + u.search + u.hash;
+      }
+      location.assign(target);
     } catch (err) {
       setError(err instanceof RotorError ? err.description || err.code : String(err));
       setBusy(false);

@@ -134,6 +134,24 @@ describe("verifier", () => {
     const v = createVerifier({ issuer: ISS, fetch: (async () => { throw new TypeError("ECONNREFUSED"); }) as typeof fetch, now: () => NOW });
     await assert.rejects(v.verify(await sign(ed, claims())), (e: unknown) => e instanceof TokenError && e.code === "jwks_unavailable");
   });
+
+  test("after a failed fetch, a valid token is unavailable (503), not invalid (401), until a fetch succeeds", async () => {
+    const ed = await newKey("EdDSA", "ed");
+    let up = false;
+    let now = NOW;
+    const f = (async () => {
+      if (!up) throw new TypeError("ECONNREFUSED");
+      return json(200, { keys: [ed.jwk] });
+    }) as typeof fetch;
+    const v = createVerifier({ issuer: ISS, fetch: f, now: () => now });
+    const tok = await sign(ed, claims());
+    await assert.rejects(v.verify(tok), (e: unknown) => e instanceof TokenError && e.code === "jwks_unavailable");
+    up = true; // back, but within the refetch interval: still "cannot check", never "invalid"
+    await assert.rejects(v.verify(tok), (e: unknown) => e instanceof TokenError && e.code === "jwks_unavailable");
+    now += 31_000;
+    const c = await v.verify(tok);
+    assert.equal(c.sub, "user-1");
+  });
 });
 
 describe("Next.js helpers", () => {
