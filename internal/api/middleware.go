@@ -184,7 +184,7 @@ func (s *server) cors(next http.Handler) http.Handler {
 // originAllowed reports whether origin may call Rotor with credentials at
 // all (CORS): CORS_ALLOWED_ORIGINS, or an origin of any enabled client.
 func (s *server) originAllowed(origin string) bool {
-	return s.originListed(origin) || slices.Contains(s.svc.AllowedOrigins(), origin)
+	return s.originListed(origin) || s.svc.OriginAllowed(origin)
 }
 
 // originListed reports whether origin is in CORS_ALLOWED_ORIGINS.

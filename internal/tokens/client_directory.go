@@ -84,6 +84,22 @@ func (d *clientDirectory) origins() []string {
 	return slices.Compact(out)
 }
 
+// allowsOrigin reports whether an enabled client allows origin, without
+// allocating (it runs for every browser request).
+func (d *clientDirectory) allowsOrigin(origin string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if _, stored := d.byID[d.builtin.ID]; !stored && !d.builtin.Disabled && slices.Contains(d.builtin.AllowedOrigins, origin) {
+		return true
+	}
+	for _, c := range d.byID {
+		if !c.Disabled && slices.Contains(c.AllowedOrigins, origin) {
+			return true
+		}
+	}
+	return false
+}
+
 // RefreshClients reloads the client list from the store. The server calls
 // it at start and every ClientRefreshInterval.
 func (s *Service) RefreshClients(ctx context.Context) error {
@@ -107,6 +123,9 @@ func (s *Service) KnownClient(id string) (Client, bool) { return s.clients.get(i
 
 // AllowedOrigins returns every enabled client's allowed browser origins.
 func (s *Service) AllowedOrigins() []string { return s.clients.origins() }
+
+// OriginAllowed reports whether some enabled client allows origin (CORS).
+func (s *Service) OriginAllowed(origin string) bool { return s.clients.allowsOrigin(origin) }
 
 // audienceOf is the access-token verifier's view of the directory.
 func (s *Service) audienceOf(id string) (string, bool) {
