@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,5 +82,39 @@ func TestWantPhases(t *testing.T) {
 	}
 	if !(options{}).want("refresh") {
 		t.Fatal("without -only every phase runs")
+	}
+}
+
+func TestFloorStatementFromReferenceScript(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "..", "bench", "pgbench", "rotation.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt, err := floorStatement(string(script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"UPDATE bench_tokens", "bench_hash($1, $2, $3)", "bench_hash($1, $2, ($3 + 1))", "RETURNING session_id"} {
+		if !strings.Contains(stmt, want) {
+			t.Errorf("floor statement lacks %q:\n%s", want, stmt)
+		}
+	}
+	if strings.Contains(stmt, `\set`) || strings.Contains(stmt, "--") || strings.Contains(stmt, ";") {
+		t.Errorf("pgbench meta-commands, comments or ';' left in:\n%s", stmt)
+	}
+	if _, err := floorStatement(`SELECT :unknown`); err == nil {
+		t.Error("a script with an unknown variable was accepted")
+	}
+}
+
+func TestFloorTokens(t *testing.T) {
+	run, client, step, ok := parseFloorToken(floorToken(1001, 31, 12345))
+	if !ok || run != 1001 || client != 31 || step != 12345 {
+		t.Fatalf("round trip = %d %d %d %v", run, client, step, ok)
+	}
+	for _, bad := range []string{"", "fl_", "fl_1_2", "fl_1_2_3_4", "rt_1_2_3", "fl_1_-2_3", "fl_a_b_c"} {
+		if _, _, _, ok := parseFloorToken(bad); ok {
+			t.Errorf("parseFloorToken(%q) accepted", bad)
+		}
 	}
 }

@@ -27,7 +27,12 @@ type cpuUsage struct {
 	wall                      time.Duration
 	busy                      time.Duration // all CPUs, every process and interrupt
 	rotor, pg, client, others time.Duration // others = busy minus the three
+	wal                       int64         // bytes of WAL the whole cluster wrote; -1 when unknown
 }
+
+// walPosition reads PostgreSQL's current WAL insert position in bytes; nil
+// (or false) when the benchmark has no database. Set by run.
+var walPosition func() (int64, bool)
 
 // cpuMeter polls /proc while a window runs.
 type cpuMeter struct {
@@ -35,6 +40,7 @@ type cpuMeter struct {
 	dbName    string
 	start     time.Time
 	sysFirst  time.Duration
+	walFirst  int64 // -1: unknown
 	first     map[int]time.Duration
 	mu        sync.Mutex
 	last      map[int]time.Duration
@@ -55,6 +61,12 @@ func startCPU(serverPID int, dbName string) *cpuMeter {
 	m := &cpuMeter{serverPID: serverPID, dbName: dbName, start: time.Now(), sysFirst: busy,
 		first: map[int]time.Duration{}, last: map[int]time.Duration{}, class: map[int]string{},
 		stop: make(chan struct{}), done: make(chan struct{})}
+	m.walFirst = -1
+	if walPosition != nil {
+		if w, ok := walPosition(); ok {
+			m.walFirst = w
+		}
+	}
 	m.scan(m.first)
 	go func() {
 		defer close(m.done)
@@ -81,7 +93,12 @@ func (m *cpuMeter) finish() cpuUsage {
 	<-m.done
 	m.scan(nil)
 	busy, _ := systemBusy()
-	u := cpuUsage{ok: true, wall: time.Since(m.start), busy: busy - m.sysFirst}
+	u := cpuUsage{ok: true, wall: time.Since(m.start), busy: busy - m.sysFirst, wal: -1}
+	if m.walFirst >= 0 {
+		if w, ok := walPosition(); ok {
+			u.wal = w - m.walFirst
+		}
+	}
 	for pid, t := range m.last {
 		d := t - m.first[pid]
 		switch m.class[pid] {

@@ -47,7 +47,7 @@ type options struct {
 }
 
 // phases lists the phase names -only accepts.
-const phases = "refresh,me,introspect,token,pgbench"
+const phases = "refresh,floor,me,introspect,token,pgbench"
 
 // want reports whether phase runs: every phase unless -only names some.
 func (o options) want(phase string) bool {
@@ -63,6 +63,13 @@ func (o options) want(phase string) bool {
 }
 
 func main() {
+	if os.Getenv(floorAddrEnv) != "" {
+		if err := serveFloor(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench floor:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.addr, "addr", "", "base URL of a running Rotor (LOGIN_RATE_LIMIT=0); empty: build and start one")
 	flag.StringVar(&o.adminEmail, "admin-email", "", "admin to log in as (default: the bootstrap admin of the started server)")
@@ -119,11 +126,16 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	defer os.RemoveAll(tmp)
 
 	var db *scratchDB
-	if (o.addr == "" && !o.memory) || o.pgbench {
+	if (o.addr == "" && !o.memory) || o.pgbench || o.want("floor") {
 		if db, err = createScratch(ctx, o.pg); err != nil {
 			return 2, err
 		}
 		defer db.drop()
+		stopWAL, err := watchWAL(ctx, db)
+		if err != nil {
+			return 2, err
+		}
+		defer stopWAL()
 	}
 	rotorPhases := o.want("refresh") || o.want("me") || o.want("introspect") || o.want("token")
 	store, base := "running server", o.addr
@@ -144,9 +156,16 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		base, o.serverPID = srv.base, srv.cmd.Process.Pid
 	}
 
+	var fl *floor
+	if o.want("floor") {
+		if fl, err = startFloor(ctx, root, tmp, db); err != nil {
+			return 2, err
+		}
+		defer fl.stop()
+	}
 	var rotor []result
-	if rotorPhases {
-		if rotor, err = runRotor(ctx, o, base); err != nil {
+	if rotorPhases || fl != nil {
+		if rotor, err = runRotor(ctx, o, base, fl); err != nil {
 			return 2, interrupted(ctx, err)
 		}
 	}

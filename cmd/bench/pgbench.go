@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,18 +35,11 @@ type pgbench struct {
 // count, after an unmeasured warm-up run when warmup is at least 1 s
 // (pgbench -T takes whole seconds).
 func runPgbench(ctx context.Context, o options, root, dir string, db *scratchDB) ([]result, error) {
-	schema, err := os.ReadFile(filepath.Join(root, "bench", "pgbench", "schema.sql")) // #nosec G304 -- the module's own file
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pgx.Connect(ctx, db.url)
+	conn, err := referenceSchema(ctx, root, db)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, string(schema)); err != nil {
-		return nil, fmt.Errorf("bench/pgbench/schema.sql: %w", err)
-	}
 	p := &pgbench{db: db, root: root, dir: dir, seconds: max(1, int(o.duration.Round(time.Second)/time.Second))}
 	if o.warmup >= time.Second {
 		w := *p
@@ -64,6 +58,50 @@ func runPgbench(ctx context.Context, o options, root, dir string, db *scratchDB)
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// referenceSchema connects to db and creates the reference schema of
+// bench/pgbench/schema.sql there (idempotent: pgbench and the floor share
+// it). The caller closes the connection.
+func referenceSchema(ctx context.Context, root string, db *scratchDB) (*pgx.Conn, error) {
+	schema, err := os.ReadFile(filepath.Join(root, "bench", "pgbench", "schema.sql")) // #nosec G304 -- the module's own file
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, db.url)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, string(schema)); err != nil {
+		_ = conn.Close(context.Background())
+		return nil, fmt.Errorf("bench/pgbench/schema.sql: %w", err)
+	}
+	return conn, nil
+}
+
+// watchWAL sets walPosition to read pg_current_wal_insert_lsn() over its
+// own connection to db; the returned function closes it.
+func watchWAL(ctx context.Context, db *scratchDB) (func(), error) {
+	conn, err := pgx.Connect(ctx, db.url)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	walPosition = func() (int64, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		qctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var pos int64
+		err := conn.QueryRow(qctx, "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&pos)
+		return pos, err == nil
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		walPosition = nil
+		_ = conn.Close(context.Background())
+	}, nil
 }
 
 var (

@@ -13,6 +13,9 @@ const (
 	targetRatio      = 0.70
 	targetRefreshP99 = 25 * time.Millisecond
 	targetChecks     = 15000.0
+	// Rotation v2 targets: Rotor's /refresh against the floor (cmd/bench/floor.go).
+	targetFloorRatio = 0.75
+	goalFloorRatio   = 0.90
 )
 
 // ms formats a latency in milliseconds.
@@ -66,6 +69,33 @@ func printTargets(out io.Writer, rotor, pgb []result) {
 	} else {
 		fmt.Fprintf(tw, "  /refresh c=32 ÷ pgbench c=32\tnot measured\ttarget ≥ %.2f\t-\n", targetRatio)
 	}
+	for _, n := range refreshConcs[1:] {
+		r, okRn := find(rotor, "POST /refresh", n)
+		if fl, ok := find(rotor, "floor /refresh", n); ok && okRn && fl.perSecond() > 0 {
+			ratio := r.perSecond() / fl.perSecond()
+			fmt.Fprintf(tw, "  /refresh c=%d ÷ floor c=%d\t%.0f ÷ %.0f = %.2f\ttarget ≥ %.2f (goal %.2f)\t%s\n",
+				n, n, r.perSecond(), fl.perSecond(), ratio, targetFloorRatio, goalFloorRatio, verdict(ratio >= targetFloorRatio))
+		}
+	}
+	if pg, ok := find(pgb, "pgbench rotation", 32); ok && okR && refresh.requests > 0 && pg.requests > 0 && refresh.cpu.ok && pg.cpu.ok {
+		per := func(r result, d time.Duration) float64 {
+			return float64(d) / float64(time.Microsecond) / float64(r.requests)
+		}
+		if ref := per(pg, pg.cpu.pg); ref > 0 {
+			got := per(refresh, refresh.cpu.pg)
+			fmt.Fprintf(tw, "  PostgreSQL CPU per refresh ÷ pgbench's\t%.0f ÷ %.0f µs = %.2f\ttarget ≤ 1.30 (goal 1.10)\t%s\n",
+				got, ref, got/ref, verdict(got/ref <= 1.30))
+		}
+		if refresh.cpu.wal >= 0 && pg.cpu.wal > 0 {
+			got, ref := float64(refresh.cpu.wal)/float64(refresh.requests), float64(pg.cpu.wal)/float64(pg.requests)
+			fmt.Fprintf(tw, "  WAL per refresh ÷ pgbench's\t%.0f ÷ %.0f B = %.2f\ttarget ≤ 2.00\t%s\n",
+				got, ref, got/ref, verdict(got/ref <= 2))
+		}
+	}
+	if okR && refresh.cpu.ok && refresh.requests > 0 && refresh.cpu.rotor > 0 {
+		got := float64(refresh.cpu.rotor) / float64(time.Microsecond) / float64(refresh.requests)
+		fmt.Fprintf(tw, "  Rotor process CPU per refresh c=32\t%.0f µs\ttarget ≤ 150 µs\t%s\n", got, verdict(got <= 150))
+	}
 	if okR {
 		fmt.Fprintf(tw, "  /refresh c=32 p99\t%s\ttarget < %s\t%s\n",
 			ms(refresh.pct(99)), ms(targetRefreshP99), verdict(refresh.pct(99) < targetRefreshP99))
@@ -102,7 +132,7 @@ func printCPU(out io.Writer, rs []result) {
 	}
 	fmt.Fprintf(out, "\nCPU time per request (µs) and share of the %d CPUs during each measured window:\n", runtime.NumCPU())
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "endpoint\tconc\tbusy\trotor\tpostgres\tclient\tothers\t")
+	fmt.Fprintln(tw, "endpoint\tconc\tbusy\trotor\tpostgres\tclient\tothers\tWAL B/req\t")
 	capacity := func(u cpuUsage) float64 { return float64(u.wall) * float64(runtime.NumCPU()) }
 	for _, r := range rs {
 		u := r.cpu
@@ -112,10 +142,15 @@ func printCPU(out io.Writer, rs []result) {
 		per := func(d time.Duration) string {
 			return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)/float64(r.requests))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f%%\t%s\t%s\t%s\t%.0f%%\t\n", r.name, r.conc,
-			100*float64(u.busy)/capacity(u), per(u.rotor), per(u.pg), per(u.client), 100*float64(u.others)/capacity(u))
+		wal := "-"
+		if u.wal >= 0 {
+			wal = fmt.Sprintf("%.0f", float64(u.wal)/float64(r.requests))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f%%\t%s\t%s\t%s\t%.0f%%\t%s\t\n", r.name, r.conc,
+			100*float64(u.busy)/capacity(u), per(u.rotor), per(u.pg), per(u.client), 100*float64(u.others)/capacity(u), wal)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(out, "(client: this benchmark, or pgbench for its rows; postgres: the scratch database's backends and")
-	fmt.Fprintln(out, " PostgreSQL's shared processes; others: every other process, other databases, interrupts)")
+	fmt.Fprintln(out, " PostgreSQL's shared processes; others: every other process, other databases, interrupts;")
+	fmt.Fprintln(out, " WAL B/req: WAL the whole cluster wrote in the window ÷ requests, so other databases' writes count)")
 }

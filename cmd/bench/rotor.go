@@ -64,8 +64,13 @@ func createUsers(ctx context.Context, c *client, n int) ([]*benchUser, error) {
 	return users, nil
 }
 
-// runRotor drives every Rotor phase and returns one result per phase.
-func runRotor(ctx context.Context, o options, base string) ([]result, error) {
+// runRotor drives every Rotor phase and returns one result per phase. With
+// a floor, each /refresh phase is followed by the floor's at the same
+// concurrency (interleaved, so both see the same machine).
+func runRotor(ctx context.Context, o options, base string, fl *floor) ([]result, error) {
+	if !(o.want("refresh") || o.want("me") || o.want("introspect") || o.want("token")) {
+		return floorPhases(ctx, o, fl, nil)
+	}
 	maxConc := max(checkConc, loginConc, refreshConcs[len(refreshConcs)-1])
 	c := newClient(base, maxConc)
 	defer c.close()
@@ -81,6 +86,9 @@ func runRotor(ctx context.Context, o options, base string) ([]result, error) {
 	for _, n := range refreshConcs {
 		if o.want("refresh") && ctx.Err() == nil {
 			out = append(out, refreshPhase(ctx, c, users[:n], o))
+		}
+		if out, err = floorPhases(ctx, o, fl, out, n); err != nil {
+			return out, err
 		}
 	}
 	if o.want("me") && ctx.Err() == nil {
@@ -126,4 +134,26 @@ func refreshPhase(ctx context.Context, c *client, users []*benchUser, o options)
 		u.refresh, u.access = t.RefreshToken, t.AccessToken
 		return nil
 	})
+}
+
+// floorPhases appends the floor's /refresh phase at each of concs (every
+// refresh concurrency when none is given); nothing without a floor.
+func floorPhases(ctx context.Context, o options, fl *floor, out []result, concs ...int) ([]result, error) {
+	if fl == nil {
+		return out, nil
+	}
+	if len(concs) == 0 {
+		concs = refreshConcs
+	}
+	for _, n := range concs {
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		r, err := fl.phase(ctx, o, n)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
