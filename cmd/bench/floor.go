@@ -13,7 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -157,10 +157,9 @@ func serveFloor() error {
 
 // floor is a started floor server and the bench_tokens it rotates.
 type floor struct {
-	server
+	*server
 	conn *pgx.Conn
-	mu   sync.Mutex
-	runs int64
+	runs int64 // the last run number used
 }
 
 // startFloor creates the reference schema in db (shared with pgbench),
@@ -188,41 +187,14 @@ func startFloor(ctx context.Context, root, dir string, db *scratchDB) (*floor, e
 		_ = conn.Close(context.Background())
 		return nil, err
 	}
-	f := &floor{server: server{base: "http://" + addr, logPath: filepath.Join(dir, "floor.log"), done: make(chan struct{})},
-		conn: conn, runs: floorRunBase}
-	logf, err := os.Create(f.logPath)
+	cmd := exec.Command(self) // #nosec G204 -- this very binary
+	cmd.Env = append(os.Environ(), floorAddrEnv+"="+addr, floorDBEnv+"="+db.url, floorSQLEnv+"="+stmt)
+	srv, err := launch(ctx, cmd, "floor server", "http://"+addr, filepath.Join(dir, "floor.log"), 30*time.Second)
 	if err != nil {
 		_ = conn.Close(context.Background())
 		return nil, err
 	}
-	f.cmd = exec.Command(self) // #nosec G204 -- this very binary
-	f.cmd.Env = append(os.Environ(), floorAddrEnv+"="+addr, floorDBEnv+"="+db.url, floorSQLEnv+"="+stmt)
-	f.cmd.Stdout, f.cmd.Stderr = logf, logf
-	if err := f.cmd.Start(); err != nil {
-		_ = logf.Close()
-		_ = conn.Close(context.Background())
-		return nil, fmt.Errorf("start floor server: %w", err)
-	}
-	go func() {
-		f.waitErr = f.cmd.Wait()
-		_ = logf.Close()
-		close(f.done)
-	}()
-	c := newClient(f.base, 1)
-	defer c.close()
-	alive := func() error {
-		select {
-		case <-f.done:
-			return fmt.Errorf("floor server exited (%v):\n%s", f.waitErr, f.logTail())
-		default:
-			return nil
-		}
-	}
-	if err := c.ready(ctx, 30*time.Second, alive); err != nil {
-		f.stop()
-		return nil, err
-	}
-	return f, nil
+	return &floor{server: srv, conn: conn, runs: floorRunBase}, nil
 }
 
 // stop stops the floor server and closes the seeding connection.
@@ -236,10 +208,8 @@ func (f *floor) stop() {
 // request returned. Afterwards it checks that the database rotated exactly
 // as many tokens as requests succeeded.
 func (f *floor) phase(ctx context.Context, o options, conc int) (result, error) {
-	f.mu.Lock()
 	f.runs++
 	run := f.runs
-	f.mu.Unlock()
 	_, err := f.conn.Exec(ctx, `INSERT INTO bench_tokens (hash, session_id)
 		SELECT bench_hash($1, c, 0), $1 * 1000000 + c FROM generate_series(0, $2 - 1) c`, run, conc)
 	if err == nil {
@@ -254,8 +224,7 @@ func (f *floor) phase(ctx context.Context, o options, conc int) (result, error) 
 	for w := range next {
 		next[w] = floorToken(run, int64(w), 0)
 	}
-	var ok int64
-	var okMu sync.Mutex
+	var ok atomic.Int64
 	fo := o
 	fo.serverPID = f.cmd.Process.Pid
 	r := runPhase(ctx, fo, "floor /refresh", conc, func(ctx context.Context, w int) error {
@@ -264,18 +233,16 @@ func (f *floor) phase(ctx context.Context, o options, conc int) (result, error) 
 			return err
 		}
 		next[w] = t.RefreshToken
-		okMu.Lock()
-		ok++
-		okMu.Unlock()
+		ok.Add(1)
 		return nil
 	})
 	var used int64
 	if err := f.conn.QueryRow(ctx, `SELECT count(*) FROM bench_tokens WHERE used AND session_id / 1000000 = $1`, run).Scan(&used); err != nil {
 		return r, err
 	}
-	if used != ok {
+	if used != ok.Load() {
 		r.errors++
-		r.firstErr = fmt.Sprintf("floor: %d successful requests but %d tokens rotated", ok, used)
+		r.firstErr = fmt.Sprintf("floor: %d successful requests but %d tokens rotated", ok.Load(), used)
 	}
 	return r, nil
 }

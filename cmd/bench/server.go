@@ -108,16 +108,23 @@ func startServer(ctx context.Context, root, dir, databaseURL, adminEmail, adminP
 	if databaseURL != "" {
 		env = append(env, "DATABASE_URL="+databaseURL)
 	}
-	s := &server{base: "http://" + addr, logPath: filepath.Join(dir, "server.log"), done: make(chan struct{})}
+	cmd := exec.Command(bin) // #nosec G204 -- the binary this benchmark just built
+	cmd.Env = env
+	return launch(ctx, cmd, "server", "http://"+addr, filepath.Join(dir, "server.log"), 60*time.Second)
+}
+
+// launch starts cmd with its output in logPath and waits until base answers
+// GET /readyz, or until it exits or timeout passes (then it is stopped).
+func launch(ctx context.Context, cmd *exec.Cmd, what, base, logPath string, timeout time.Duration) (*server, error) {
+	s := &server{cmd: cmd, base: base, logPath: logPath, done: make(chan struct{})}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin) // #nosec G204 -- the binary this benchmark just built
-	s.cmd.Env, s.cmd.Stdout, s.cmd.Stderr = env, logf, logf
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		_ = logf.Close()
-		return nil, fmt.Errorf("start server: %w", err)
+		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	go func() {
 		s.waitErr = s.cmd.Wait()
@@ -129,12 +136,12 @@ func startServer(ctx context.Context, root, dir, databaseURL, adminEmail, adminP
 	alive := func() error {
 		select {
 		case <-s.done:
-			return fmt.Errorf("server exited (%v):\n%s", s.waitErr, s.logTail())
+			return fmt.Errorf("%s exited (%v):\n%s", what, s.waitErr, s.logTail())
 		default:
 			return nil
 		}
 	}
-	if err := c.ready(ctx, 60*time.Second, alive); err != nil {
+	if err := c.ready(ctx, timeout, alive); err != nil {
 		s.stop()
 		return nil, err
 	}
