@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rotorauth/rotor/internal/harness"
 )
 
 // The floor is the cheapest HTTP rotation service there can be on this
@@ -164,7 +165,7 @@ type floor struct {
 
 // startFloor creates the reference schema in db (shared with pgbench),
 // starts this binary again as the floor server and waits for it.
-func startFloor(ctx context.Context, root, dir string, db *scratchDB) (*floor, error) {
+func startFloor(ctx context.Context, root, dir string, db *harness.ScratchDB) (*floor, error) {
 	script, err := os.ReadFile(filepath.Join(root, "bench", "pgbench", "rotation.sql")) // #nosec G304 -- the module's own file
 	if err != nil {
 		return nil, err
@@ -182,13 +183,13 @@ func startFloor(ctx context.Context, root, dir string, db *scratchDB) (*floor, e
 		_ = conn.Close(context.Background())
 		return nil, err
 	}
-	addr, err := freePort()
+	addr, err := harness.FreePort()
 	if err != nil {
 		_ = conn.Close(context.Background())
 		return nil, err
 	}
 	cmd := exec.Command(self) // #nosec G204 -- this very binary
-	cmd.Env = append(os.Environ(), floorAddrEnv+"="+addr, floorDBEnv+"="+db.url, floorSQLEnv+"="+stmt)
+	cmd.Env = append(os.Environ(), floorAddrEnv+"="+addr, floorDBEnv+"="+db.URL, floorSQLEnv+"="+stmt)
 	srv, err := launch(ctx, cmd, "floor server", "http://"+addr, filepath.Join(dir, "floor.log"), 30*time.Second)
 	if err != nil {
 		_ = conn.Close(context.Background())

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rotorauth/rotor/internal/harness"
 )
 
 // options are the command-line flags.
@@ -125,12 +127,16 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	var db *scratchDB
+	var db *harness.ScratchDB
 	if (o.addr == "" && !o.memory) || o.pgbench || o.want("floor") {
-		if db, err = createScratch(ctx, o.pg); err != nil {
-			return 2, err
+		if db, err = harness.CreateScratch(ctx, o.pg, "rotor_bench"); err != nil {
+			return 2, fmt.Errorf("-pg: %w", err)
 		}
-		defer db.drop()
+		defer func() {
+			if err := db.Drop(); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+			}
+		}()
 		stopWAL, err := watchWAL(ctx, db)
 		if err != nil {
 			return 2, err
@@ -145,7 +151,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		dbURL := ""
 		store = "in-memory store"
 		if !o.memory {
-			dbURL, store, o.dbName = db.url, "PostgreSQL store, database "+db.name, db.name
+			dbURL, store, o.dbName = db.URL, "PostgreSQL store, database "+db.Name, db.Name
 		}
 		fmt.Fprintln(os.Stderr, "bench: building and starting ./cmd/server")
 		srv, err := startServer(ctx, root, tmp, dbURL, o.adminEmail, o.adminPassword)

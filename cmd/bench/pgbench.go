@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rotorauth/rotor/internal/harness"
 )
 
 // pgbenchConcs are the client counts of the pgbench reference; c=32 is the
@@ -24,7 +25,7 @@ var pgbenchConcs = []int{1, 8, 32}
 
 // pgbench runs bench/pgbench/rotation.sql against a scratch database.
 type pgbench struct {
-	db      *scratchDB
+	db      *harness.ScratchDB
 	root    string // module root, holding bench/pgbench
 	dir     string // working directory for pgbench's per-transaction logs
 	runs    int    // the run number: every run walks fresh chains
@@ -34,7 +35,7 @@ type pgbench struct {
 // runPgbench creates the reference schema and runs pgbench once per client
 // count, after an unmeasured warm-up run when warmup is at least 1 s
 // (pgbench -T takes whole seconds).
-func runPgbench(ctx context.Context, o options, root, dir string, db *scratchDB) ([]result, error) {
+func runPgbench(ctx context.Context, o options, root, dir string, db *harness.ScratchDB) ([]result, error) {
 	conn, err := referenceSchema(ctx, root, db)
 	if err != nil {
 		return nil, err
@@ -66,12 +67,12 @@ const referenceHistory = 50000
 // referenceSchema connects to db and creates the reference schema of
 // bench/pgbench/schema.sql there (idempotent: pgbench and the floor share
 // it). The caller closes the connection.
-func referenceSchema(ctx context.Context, root string, db *scratchDB) (*pgx.Conn, error) {
+func referenceSchema(ctx context.Context, root string, db *harness.ScratchDB) (*pgx.Conn, error) {
 	schema, err := os.ReadFile(filepath.Join(root, "bench", "pgbench", "schema.sql")) // #nosec G304 -- the module's own file
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pgx.Connect(ctx, db.url)
+	conn, err := pgx.Connect(ctx, db.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +98,8 @@ func referenceSchema(ctx context.Context, root string, db *scratchDB) (*pgx.Conn
 
 // watchWAL sets walPosition to read pg_current_wal_insert_lsn() over its
 // own connection to db; the returned function closes it.
-func watchWAL(ctx context.Context, db *scratchDB) (func(), error) {
-	conn, err := pgx.Connect(ctx, db.url)
+func watchWAL(ctx context.Context, db *harness.ScratchDB) (func(), error) {
+	conn, err := pgx.Connect(ctx, db.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func (p *pgbench) run(ctx context.Context, conn *pgx.Conn, c int) (result, error
 		"--log", "--log-prefix=tx", "-f", filepath.Join(p.root, "bench", "pgbench", "rotation.sql")}, args...)
 	cmd := exec.CommandContext(ctx, "pgbench", args...) // #nosec G204 -- arguments built here from -pg and the module root
 	cmd.Dir, cmd.Env = logDir, env
-	meter := startCPU(0, p.db.name)
+	meter := startCPU(0, p.db.Name)
 	outb, err := cmd.CombinedOutput()
 	usage := meter.finish()
 	out := string(outb)
@@ -187,11 +188,11 @@ func (p *pgbench) run(ctx context.Context, conn *pgx.Conn, c int) (result, error
 // connArgs turns the scratch database URL into pgbench's connection
 // arguments and libpq environment (password, sslmode).
 func (p *pgbench) connArgs() ([]string, []string, error) {
-	u, err := url.Parse(p.db.url)
+	u, err := url.Parse(p.db.URL)
 	if err != nil {
 		return nil, nil, err
 	}
-	env := environWithout([]string{"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGOPTIONS"})
+	env := harness.EnvironWithout([]string{"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGOPTIONS"})
 	var args []string
 	if h := u.Hostname(); h != "" {
 		args = append(args, "-h", h)

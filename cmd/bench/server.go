@@ -7,64 +7,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/rotorauth/rotor/internal/harness"
 )
-
-// scratchDB is a database the benchmark created and drops at the end.
-type scratchDB struct {
-	admin string // URL of the database it was created from
-	name  string
-	url   string // URL of the scratch database
-}
-
-// createScratch creates rotor_bench_<random> through the database at pgURL.
-func createScratch(ctx context.Context, pgURL string) (*scratchDB, error) {
-	u, err := url.Parse(pgURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, fmt.Errorf("-pg: %q is not a postgres:// URL", pgURL)
-	}
-	name := "rotor_bench_" + randHex(6)
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		return nil, fmt.Errorf("-pg: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return nil, fmt.Errorf("create scratch database: %w", err)
-	}
-	u.Path = "/" + name
-	return &scratchDB{admin: pgURL, name: name, url: u.String()}, nil
-}
-
-// drop removes the scratch database, disconnecting whoever still uses it.
-func (s *scratchDB) drop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.admin)
-	if err == nil {
-		defer conn.Close(context.Background())
-		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.name+" WITH (FORCE)")
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: could not drop database %s: %v\n", s.name, err)
-	}
-}
-
-// rotorVars are the server's configuration variables (SPEC §6); the
-// benchmark removes them from the inherited environment and sets its own.
-var rotorVars = []string{"HTTP_ADDR", "METRICS_ADDR", "DATABASE_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ALG",
-	"JWT_KEYS", "JWT_SECRET", "TOKEN_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "SESSION_MAX_LIFETIME",
-	"REFRESH_REUSE_GRACE", "SIGNUP_ENABLED", "REFRESH_COOKIE", "CORS_ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT",
-	"BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD", "TRUSTED_PROXIES", "LOG_FORMAT", "LOG_LEVEL", "QUIET_ACCESS_LOG"}
 
 // server is a Rotor process the benchmark started.
 type server struct {
@@ -96,11 +46,11 @@ func startServer(ctx context.Context, root, dir, databaseURL, adminEmail, adminP
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	addr, err := freePort()
+	addr, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	env := environWithout(rotorVars)
+	env := harness.EnvironWithout(harness.ServerVariables)
 	env = append(env, "HTTP_ADDR="+addr, "JWT_KEYS="+keyPath,
 		"TOKEN_SECRET="+base64.RawURLEncoding.EncodeToString(secret),
 		"LOGIN_RATE_LIMIT=0", "QUIET_ACCESS_LOG=true", "LOG_LEVEL=warn",
@@ -171,32 +121,6 @@ func (s *server) logTail() string {
 		b = b[len(b)-4000:]
 	}
 	return string(bytes.TrimSpace(b))
-}
-
-// freePort returns 127.0.0.1:<a port that was free a moment ago>.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// environWithout is os.Environ() minus the named variables.
-func environWithout(names []string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		drop := false
-		for _, n := range names {
-			drop = drop || k == n
-		}
-		if !drop {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // moduleRoot finds the directory of Rotor's go.mod from the working

@@ -2,68 +2,35 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rotorauth/rotor/internal/harness"
 )
-
-// scratchDB is a database the soak created and drops at the end.
-type scratchDB struct {
-	admin string // URL of the database it was created from
-	name  string
-	url   string // URL of the scratch database
-}
 
 // createScratch creates rotor_soak_<random> through the database at pgURL,
 // which must be on this machine.
-func createScratch(ctx context.Context, pgURL string) (*scratchDB, error) {
+func createScratch(ctx context.Context, pgURL string) (*harness.ScratchDB, error) {
 	u, err := url.Parse(pgURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+	if err != nil {
 		return nil, fmt.Errorf("-db: %q is not a postgres:// URL", pgURL)
 	}
 	if h := u.Hostname(); h != "" && h != "localhost" && !isLoopback(h) {
 		return nil, fmt.Errorf("-db: host %q is not this machine; the soak only talks to 127.0.0.1", h)
 	}
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	name := "rotor_soak_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, pgURL)
+	db, err := harness.CreateScratch(ctx, pgURL, "rotor_soak")
 	if err != nil {
 		return nil, fmt.Errorf("-db: %w", err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return nil, fmt.Errorf("create scratch database: %w", err)
-	}
-	u.Path = "/" + name
-	return &scratchDB{admin: pgURL, name: name, url: u.String()}, nil
+	return db, nil
 }
 
 func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// drop removes the scratch database, disconnecting whoever still uses it.
-func (s *scratchDB) drop(stderr io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.admin)
-	if err == nil {
-		defer conn.Close(context.Background())
-		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.name+" WITH (FORCE)")
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "soak: could not drop database %s: %v\n", s.name, err)
-	}
 }
 
 // dbSession is what the sessions table says about one session.

@@ -165,10 +165,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer db.drop(stderr)
+	defer func() {
+		if err := db.Drop(); err != nil {
+			fmt.Fprintln(stderr, "soak:", err)
+		}
+	}()
 
-	fmt.Fprintf(stderr, "soak: starting instances A and B on database %s\n", db.name)
-	c, err := startCluster(ctx, bin, tmp, db.url, o)
+	fmt.Fprintf(stderr, "soak: starting instances A and B on database %s\n", db.Name)
+	c, err := startCluster(ctx, bin, tmp, db.URL, o)
 	if err != nil {
 		return err
 	}
@@ -189,14 +193,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stderr, "soak: run over; checking invariants")
 	sim := w.finalChecks(ctx)
-	facts, err := readDatabase(ctx, db.url)
+	facts, err := readDatabase(ctx, db.URL)
 	if err != nil {
 		c.printTails(stderr)
 		return err
 	}
 	verdicts := evaluate(sim, facts)
 	c.stop() // before the summary, so a crash on shutdown shows up in the tails
-	report(stdout, w, db.name, sim, verdicts)
+	report(stdout, w, db.Name, sim, verdicts)
 	if failed := failures(verdicts); failed > 0 {
 		c.printTails(stderr)
 		return &violationError{failed: failed, total: len(verdicts)}

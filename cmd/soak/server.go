@@ -8,16 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rotorauth/rotor/internal/harness"
 )
 
 // buildServer runs `go build ./cmd/server` in the Rotor module into dir, so
@@ -55,13 +55,6 @@ func moduleRoot() (string, error) {
 		dir = parent
 	}
 }
-
-// rotorVars are the server's configuration variables; the soak removes them
-// from the inherited environment and sets its own.
-var rotorVars = []string{"HTTP_ADDR", "METRICS_ADDR", "DATABASE_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ALG",
-	"JWT_KEYS", "JWT_SECRET", "TOKEN_SECRET", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "SESSION_MAX_LIFETIME",
-	"REFRESH_REUSE_GRACE", "SIGNUP_ENABLED", "REFRESH_COOKIE", "CORS_ALLOWED_ORIGINS", "LOGIN_RATE_LIMIT",
-	"BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD", "TRUSTED_PROXIES", "LOG_FORMAT", "LOG_LEVEL", "QUIET_ACCESS_LOG"}
 
 // cluster is the two server processes of one deployment.
 type cluster struct {
@@ -134,7 +127,7 @@ func withPoolSize(databaseURL string, n int) (string, error) {
 // startProcess starts one instance on a free loopback port, its output in
 // dir/server-<name>.log, and waits until /readyz answers 200.
 func startProcess(ctx context.Context, name, bin, dir string, vars []string) (*process, error) {
-	addr, err := freePort()
+	addr, err := harness.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +137,7 @@ func startProcess(ctx context.Context, name, bin, dir string, vars []string) (*p
 		return nil, err
 	}
 	p.cmd = exec.Command(bin) // #nosec G204 -- the server binary
-	p.cmd.Env = append(environWithout(rotorVars), append(vars, "HTTP_ADDR="+addr)...)
+	p.cmd.Env = append(harness.EnvironWithout(harness.ServerVariables), append(vars, "HTTP_ADDR="+addr)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		_ = logf.Close()
@@ -270,30 +263,4 @@ func (c *cluster) printTails(w io.Writer) {
 		}
 		fmt.Fprintf(w, "\n--- instance %s (%s), end of its log:\n%s\n", p.name, state, p.logTail())
 	}
-}
-
-// freePort returns 127.0.0.1:<a port that was free a moment ago>.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// environWithout is os.Environ() minus the named variables.
-func environWithout(names []string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		drop := false
-		for _, n := range names {
-			drop = drop || k == n
-		}
-		if !drop {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
