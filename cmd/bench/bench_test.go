@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rotorauth/rotor/internal/harness"
 )
 
 func TestPercentileNearestRank(t *testing.T) {
@@ -105,6 +110,9 @@ func TestFloorStatementFromReferenceScript(t *testing.T) {
 	if _, err := floorStatement(`SELECT :unknown`); err == nil {
 		t.Error("a script with an unknown variable was accepted")
 	}
+	if _, err := floorStatement(`SELECT bench_hash(:run, :client_id, :step)::text`); err != nil {
+		t.Errorf("a ::type cast was taken for a variable: %v", err)
+	}
 }
 
 func TestFloorTokens(t *testing.T) {
@@ -116,5 +124,75 @@ func TestFloorTokens(t *testing.T) {
 		if _, _, _, ok := parseFloorToken(bad); ok {
 			t.Errorf("parseFloorToken(%q) accepted", bad)
 		}
+	}
+}
+
+// TestFloorHandlerOnPostgres drives the floor's handler over the reference
+// schema: a token rotates once, its replay and a forged token are refused.
+func TestFloorHandlerOnPostgres(t *testing.T) {
+	pgURL := os.Getenv("TEST_DATABASE_URL")
+	if pgURL == "" {
+		if os.Getenv("REQUIRE_POSTGRES") == "1" {
+			t.Fatal("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+		}
+		t.Skip("TEST_DATABASE_URL not set: skipping the floor on PostgreSQL")
+	}
+	ctx := context.Background()
+	db, err := harness.CreateScratch(ctx, pgURL, "rotor_bench_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	conn, err := referenceSchema(ctx, filepath.Join("..", ".."), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO bench_tokens (hash, session_id) VALUES (bench_hash(1001, 0, 0), 1001000000)`); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join("..", "..", "bench", "pgbench", "rotation.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt, err := floorStatement(string(script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	srv := httptest.NewServer(floorHandler(pool, stmt))
+	defer srv.Close()
+	c := newClient(srv.URL, 1)
+	defer c.close()
+
+	first := floorToken(1001, 0, 0)
+	tr, err := c.refresh(ctx, first)
+	if err != nil || tr.RefreshToken != floorToken(1001, 0, 1) {
+		t.Fatalf("first rotation = %+v, %v", tr, err)
+	}
+	if _, err := c.refresh(ctx, tr.RefreshToken); err != nil {
+		t.Fatalf("the successor did not rotate: %v", err)
+	}
+	for _, bad := range []string{first, floorToken(1001, 0, 7), "rt_nonsense"} {
+		if _, err := c.refresh(ctx, bad); err == nil || !strings.Contains(err.Error(), "status 401") {
+			t.Errorf("refresh(%q) = %v, want 401", bad, err)
+		}
+	}
+	var used int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bench_tokens WHERE used AND session_id = 1001000000`).Scan(&used); err != nil || used != 2 {
+		t.Fatalf("%d tokens of the chain used (%v), want 2", used, err)
 	}
 }

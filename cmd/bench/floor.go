@@ -42,6 +42,10 @@ const (
 // share bench_tokens.
 const floorRunBase = 1000
 
+// unknownVariable finds a pgbench variable left in a statement (not a
+// ::type cast).
+var unknownVariable = regexp.MustCompile(`(^|[^:]):[a-z_]+`)
+
 // floorStatement turns rotation.sql (a pgbench script with :run, :client_id,
 // :step and :next) into one parameterised statement: $1 run, $2 client,
 // $3 step. It returns the successor's session id, so a request that rotated
@@ -59,7 +63,7 @@ func floorStatement(script string) (string, error) {
 	s := strings.TrimSpace(b.String())
 	s = strings.TrimSuffix(s, ";")
 	s = strings.NewReplacer(":run", "$1", ":client_id", "$2", ":step", "$3", ":next", "($3 + 1)").Replace(s)
-	if strings.Contains(s, ":") && regexp.MustCompile(`:[a-z_]+`).MatchString(s) {
+	if unknownVariable.MatchString(s) {
 		return "", fmt.Errorf("rotation.sql: unknown variable in %q", s)
 	}
 	if !strings.Contains(s, "$1") || !strings.Contains(s, "$3") {
@@ -108,13 +112,15 @@ func floorHandler(pool *pgxpool.Pool, stmt string) http.Handler {
 			return
 		}
 		run, client, step, ok := parseFloorToken(req.RefreshToken)
-		var session int64
-		err := errors.New("malformed")
-		if ok {
-			err = pool.QueryRow(r.Context(), stmt, run, client, step).Scan(&session)
+		if !ok {
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant"})
+			return
 		}
+		var session int64
+		err := pool.QueryRow(r.Context(), stmt, run, client, step).Scan(&session)
 		switch {
-		case errors.Is(err, pgx.ErrNoRows) || !ok:
+		case errors.Is(err, pgx.ErrNoRows):
 			w.WriteHeader(http.StatusUnauthorized)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant"})
 		case err != nil:
