@@ -63,11 +63,11 @@ func (f *ctFaultyStore) CreateSession(ctx context.Context, s tokens.NewSession) 
 	return f.Store.CreateSession(ctx, s)
 }
 
-func (f *ctFaultyStore) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+func (f *ctFaultyStore) Refresh(ctx context.Context, ref tokens.TokenRef, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
 	if err := f.err(); err != nil {
 		return nil, err
 	}
-	return f.Store.Refresh(ctx, selector, decide)
+	return f.Store.Refresh(ctx, ref, decide)
 }
 
 func (f *ctFaultyStore) RotateActive(ctx context.Context, r tokens.ActiveRotation) (tokens.RefreshState, bool, error) {
@@ -93,13 +93,6 @@ func (f *ctFaultyStore) DenyToken(ctx context.Context, jti uuid.UUID, until time
 		return tokens.Revocation{}, err
 	}
 	return f.Store.DenyToken(ctx, jti, until, ev)
-}
-
-func (f *ctFaultyStore) SessionBySelector(ctx context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
-	if err := f.err(); err != nil {
-		return tokens.Session{}, tokens.RefreshRecord{}, err
-	}
-	return f.Store.SessionBySelector(ctx, selector)
 }
 
 func (f *ctFaultyStore) Session(ctx context.Context, id uuid.UUID) (tokens.Session, error) {

@@ -276,9 +276,9 @@ func TestRefreshFailuresNeverRefuseValidTokens(t *testing.T) {
 // failures through.
 type slowStore struct{ tokens.Store }
 
-func (s slowStore) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+func (s slowStore) Refresh(ctx context.Context, ref tokens.TokenRef, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
 	time.Sleep(20 * time.Millisecond)
-	return s.Store.Refresh(ctx, selector, decide)
+	return s.Store.Refresh(ctx, ref, decide)
 }
 
 // Defect 5: the failure charge is one atomic take, so 2,000 concurrent

@@ -1,9 +1,6 @@
 package tokens
 
-import (
-	"bytes"
-	"time"
-)
+import "time"
 
 // The rules of SPEC §2 for one presented refresh token, in one place. The
 // Service decides every presentation with Decide, on the state its store
@@ -32,19 +29,33 @@ type Policy struct {
 }
 
 // Presentation is everything the rules look at: the state read while the
-// session is serialized, the constant-time verifier check, the presenting
-// client, the successor derived from the presented token, and one clock
-// reading taken after the session was serialized (SPEC §2.9).
+// session is serialized, what the token checks established about the
+// presented token against it, the presenting client, and one clock reading
+// taken after the session was serialized (SPEC §2.9).
 type Presentation struct {
-	State      RefreshState
-	VerifierOK bool
+	State RefreshState
+	Token TokenCheck
 	// ClientID is the presenting client as sessions store it ("" for the
 	// default client).
 	ClientID string
-	// Successor is the selector of the successor derived from the
-	// presented token.
-	Successor []byte
-	Now       time.Time
+	Now      time.Time
+}
+
+// TokenCheck is what the codec established, in constant time, about a
+// presented token against its session's stored state.
+type TokenCheck struct {
+	// Authentic: this server minted the token for this session (v2: its
+	// tag holds, it names the session and no later generation than the
+	// active one, and at the active generation its secret matches; v1: its
+	// refresh_tokens row's verifier hash matches).
+	Authentic bool
+	// Active: it is the session's active token.
+	Active bool
+	// Predecessor: it is the token rotated last: the successor derived from
+	// it is the session's active token. An older ancestor never is.
+	Predecessor bool
+	// ExpiresAt is the token's idle expiry.
+	ExpiresAt time.Time
 }
 
 // Decide applies SPEC §2 to one presentation. It is pure. A refusal is an
@@ -53,10 +64,10 @@ type Presentation struct {
 // session, a disabled user, an expired token (used or not), a clock too far
 // behind the rotating instance's.
 func Decide(pol Policy, p Presentation) (Verdict, error) {
-	st, now := p.State, p.Now
+	st, now, tok := p.State, p.Now, p.Token
 	sess := st.Session
 	switch {
-	case !p.VerifierOK: // §2.5 unknown (forged verifier)
+	case !tok.Authentic: // §2.5 unknown (forged)
 		return 0, errUnknownToken
 	case sess.ClientID != p.ClientID: // RFC 6749 §6: not even another client's reuse is ours to judge
 		return 0, errWrongClient
@@ -67,9 +78,8 @@ func Decide(pol Policy, p Presentation) (Verdict, error) {
 	case st.User.Disabled: // §3 a disabled user's sessions are over
 		return 0, errUserUnavailable
 	}
-	active := bytes.Equal(st.Token.Selector, sess.Chain.ActiveSelector)
-	expired := !now.Before(st.Token.ExpiresAt)
-	if active {
+	expired := !now.Before(tok.ExpiresAt)
+	if tok.Active {
 		if expired { // §2.5
 			return 0, errTokenExpired
 		}
@@ -102,19 +112,15 @@ const MaxClockSkew = 2 * time.Second
 // inGrace reports whether a used token may be replayed (SPEC §2.3, §2.8,
 // §2.9): it is the token rotated last (an older ancestor never is), it was
 // rotated less than ReuseGrace ago (the rotation time, never a later
-// update), its successor is still the active, unexpired token, and that
-// successor is the one derived from the presented token.
+// update), and its successor is still the active, unexpired token.
 func inGrace(pol Policy, p Presentation) (bool, error) {
 	c, now := p.State.Session.Chain, p.Now
-	if pol.ReuseGrace <= 0 || c.PrevSelector == nil || !bytes.Equal(p.State.Token.Selector, c.PrevSelector) {
+	if pol.ReuseGrace <= 0 || !p.Token.Predecessor {
 		return false, nil
 	}
 	elapsed := now.Sub(c.RotatedAt)
 	if elapsed < -MaxClockSkew {
 		return false, ErrClockSkew
 	}
-	if elapsed >= pol.ReuseGrace || !now.Before(c.ActiveExpiresAt) {
-		return false, nil
-	}
-	return bytes.Equal(p.Successor, c.ActiveSelector), nil
+	return elapsed < pol.ReuseGrace && now.Before(c.ActiveExpiresAt), nil
 }

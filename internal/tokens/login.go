@@ -54,20 +54,17 @@ func (s *Service) LoginClient(ctx context.Context, c Client, email, password str
 		return failed(&u.ID)
 	}
 	now = s.nowUTC() // after the password check (and any wait for a hashing slot)
-	first, err := s.codec.New()
-	if err != nil {
-		return TokenPair{}, err
-	}
 	sess := Session{
 		ID: uuid.New(), UserID: u.ID, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(s.cfg.SessionMaxLifetime),
 		UserAgent: userAgent(client.UserAgent), IP: client.IP, ClientID: s.storedClientID(c),
 	}
-	rec := RefreshRecord{
-		SessionID: sess.ID, Selector: first.Selector, VerifierHash: first.VerifierHash,
-		CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
+	sess.LastIP, sess.LastUserAgent = sess.IP, sess.UserAgent
+	first, err := s.codec.First(sess.ID, now)
+	if err != nil {
+		return TokenPair{}, err
 	}
-	sess.Chain = Chain{ActiveSelector: rec.Selector, ActiveExpiresAt: rec.ExpiresAt}
+	sess.Chain = Chain{VerifierHash: first.VerifierHash, ActiveExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt), RotatedAt: now}
 	// The token carries the roles of the row the session committed
 	// against, not of the one read before the password check: a role
 	// removed meanwhile is not issued (SPEC §3: a removed admin must not
@@ -75,7 +72,7 @@ func (s *Service) LoginClient(ctx context.Context, c Client, email, password str
 	evict := s.revocation(ReasonSessionLimit, EventSessionEvicted, now, client)
 	evict.UserID = u.ID
 	committed, evicted, err := s.store.CreateSession(ctx, NewSession{
-		Session: sess, Token: rec, PasswordHash: u.PasswordHash,
+		Session: sess, PasswordHash: u.PasswordHash,
 		Event:       AuditEvent{At: now, Kind: EventLogin, UserID: &u.ID, SessionID: &sess.ID, IP: client.IP},
 		MaxSessions: s.cfg.MaxSessionsPerUser, Evict: evict,
 	})
@@ -86,7 +83,7 @@ func (s *Service) LoginClient(ctx context.Context, c Client, email, password str
 	if err != nil {
 		return TokenPair{}, err
 	}
-	return s.pair(committed, c, sess.ID, sess.ExpiresAt, first.Token, rec.ExpiresAt, now)
+	return s.pair(committed, c, sess.ID, sess.ExpiresAt, first.Token, sess.Chain.ActiveExpiresAt, now)
 }
 
 // userAgent cleans a client's User-Agent before it is stored: it may carry

@@ -1,43 +1,69 @@
 package tokens
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"hash"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
 )
 
 // RefreshPrefix starts every refresh token so secret scanners can find
 // leaked ones.
 const RefreshPrefix = "rt_"
 
+// Token format v2 (the one issued):
+//
+//	rt_ base64url( 0x02 ‖ session id (16) ‖ generation (8) ‖ issued at (8) ‖ secret (32) ‖ tag (16) )
+//
+// The session id finds the row by primary key and the generation says which
+// of the session's tokens this is, so no row per token is stored. The
+// secret is 256 bits: random for a login's first token, and for a successor
+// HMAC-SHA256(successor key, presented token), so a grace replay derives the
+// byte-identical successor again (its issued-at is the session's
+// rotated_at). The session stores only HMAC-SHA256(verifier key, secret) of
+// its active token. The tag, HMAC-SHA256(tag key, everything before it)
+// truncated to 128 bits, makes every token this server ever minted
+// recognisable without storing it: a presented token whose tag fails is
+// forged (nothing is looked up), one whose tag holds but whose generation is
+// older than the session's is authentic and used. TOKEN_SECRET never
+// reaches the database, so a dump alone lets no one mint a token or
+// recognise one.
 const (
-	selectorLen = 16 // public half: finds the row through a unique index
-	verifierLen = 32 // secret half: 256 bits, stored only as a keyed hash
-	// RefreshTokenLen is the length of an encoded refresh token.
-	RefreshTokenLen = len(RefreshPrefix) + (selectorLen+verifierLen)*4/3
+	formatV2     = 0x02
+	v2HeaderLen  = 1 + 16 + 8 + 8
+	secretLen    = 32
+	tagLen       = 16
+	v2RawLen     = v2HeaderLen + secretLen + tagLen
+	legacySelLen = 16 // v1: public half, the refresh_tokens primary key
+	legacyVerLen = 32 // v1: secret half
+	legacyRawLen = legacySelLen + legacyVerLen
+	// RefreshTokenLen is the length of an issued (v2) refresh token.
+	RefreshTokenLen = len(RefreshPrefix) + v2RawLen*4/3
+	// LegacyRefreshTokenLen is the length of a v1 refresh token, issued
+	// before rotation v2: rt_ base64url(selector (16) ‖ verifier (32)).
+	// v1 tokens still live are accepted and rotate into v2 tokens.
+	LegacyRefreshTokenLen = len(RefreshPrefix) + legacyRawLen*4/3
 )
 
 // MinSecretLen is the shortest TOKEN_SECRET and JWT_SECRET accepted.
 const MinSecretLen = 32
 
-// RefreshCodec makes, parses and hashes refresh tokens in split-token form:
-//
-//	rt_<base64url(selector ‖ verifier)>
-//
-// The selector finds the row; the verifier is stored only as
-// HMAC-SHA256(hashKey, verifier) and compared in constant time. Successors
-// are derived from the presented token with a second key, so a retry inside
-// the grace window gets the byte-identical successor without the server ever
-// storing a raw token.
+// RefreshCodec makes, parses and hashes refresh tokens. Its keys are
+// derived from TOKEN_SECRET, each for one purpose.
 type RefreshCodec struct {
-	hashKey []byte
-	succKey []byte
+	hashKey, succKey, tagKey []byte
+	// v1 tokens: the verifier hash and successor derivation of before v2.
+	legacyHashKey, legacySuccKey []byte
 }
 
 // NewRefreshCodec derives the codec's keys from secret (TOKEN_SECRET).
@@ -45,78 +71,172 @@ func NewRefreshCodec(secret []byte) (*RefreshCodec, error) {
 	if len(secret) < MinSecretLen {
 		return nil, errors.New("token secret must be at least 32 bytes")
 	}
+	k := func(label string) []byte { return mac(sha256.New, secret, []byte(label)) }
 	return &RefreshCodec{
-		hashKey: mac(sha256.New, secret, []byte("rotor refresh verifier v1")),
-		succKey: mac(sha256.New, secret, []byte("rotor refresh successor v1")),
+		hashKey: k("rotor refresh verifier v2"), succKey: k("rotor refresh successor v2"),
+		tagKey:        k("rotor refresh tag v2"),
+		legacyHashKey: k("rotor refresh verifier v1"), legacySuccKey: k("rotor refresh successor v1"),
 	}, nil
 }
 
-// IssuedRefresh is a freshly made refresh token: the raw token for the
-// client, and what the store may keep of it.
+// IssuedRefresh is a refresh token made for a client, and what its session
+// may keep of it.
 type IssuedRefresh struct {
 	Token        string
-	Selector     []byte
 	VerifierHash []byte
+	// Selector is set for v1 successors only (see ParsedRefresh.Legacy).
+	Selector []byte
 }
 
-// New makes a random refresh token.
-func (c *RefreshCodec) New() (IssuedRefresh, error) {
-	raw := make([]byte, selectorLen+verifierLen)
-	if _, err := rand.Read(raw); err != nil {
+// ParsedRefresh is a refresh token taken apart. A v2 token's tag has been
+// checked; nothing has been looked up.
+type ParsedRefresh struct {
+	Raw []byte
+	// Legacy is a v1 token: Selector names its refresh_tokens row.
+	Legacy   bool
+	Selector []byte
+	// v2: the session, the token's generation and when it was issued.
+	SessionID  uuid.UUID
+	Generation uint64
+	IssuedAt   time.Time
+	secret     []byte
+}
+
+// Secret is a successor's secret, derived from the presented token before
+// the session is read: the store needs only its hash, the token itself is
+// minted once the rotation instant is known.
+type Secret struct {
+	secret []byte
+	Hash   []byte // keyed hash, as the session stores it
+}
+
+// First makes the random first token of session sid, issued at iat.
+func (c *RefreshCodec) First(sid uuid.UUID, iat time.Time) (IssuedRefresh, error) {
+	secret := make([]byte, secretLen)
+	if _, err := rand.Read(secret); err != nil {
 		return IssuedRefresh{}, err
 	}
-	return c.issued(raw), nil
+	return c.Mint(sid, 0, iat, Secret{secret: secret, Hash: c.hash(secret)}), nil
 }
 
-// Successor derives the token that replaces presented (the raw
-// selector ‖ verifier bytes of a parsed token).
-func (c *RefreshCodec) Successor(presented []byte) IssuedRefresh {
-	sum := mac(sha512.New, c.succKey, presented)
-	return c.issued(sum[:selectorLen+verifierLen])
+// SuccessorSecret is the secret of the token that replaces p.
+func (c *RefreshCodec) SuccessorSecret(p ParsedRefresh) Secret {
+	s := mac(sha256.New, c.succKey, p.Raw)
+	return Secret{secret: s, Hash: c.hash(s)}
 }
 
-func (c *RefreshCodec) issued(raw []byte) IssuedRefresh {
-	sel := append([]byte(nil), raw[:selectorLen]...)
+// Mint encodes the v2 token of session sid at generation gen, issued at iat
+// (to the microsecond, as stores keep time), with secret s.
+func (c *RefreshCodec) Mint(sid uuid.UUID, gen uint64, iat time.Time, s Secret) IssuedRefresh {
+	raw := make([]byte, 0, v2RawLen)
+	raw = append(raw, formatV2)
+	raw = append(raw, sid[:]...)
+	raw = binary.BigEndian.AppendUint64(raw, gen)
+	raw = binary.BigEndian.AppendUint64(raw, uint64(iat.UnixMicro()))
+	raw = append(raw, s.secret...)
+	raw = append(raw, c.tag(raw)...)
+	return IssuedRefresh{Token: RefreshPrefix + base64.RawURLEncoding.EncodeToString(raw), VerifierHash: s.Hash}
+}
+
+// LegacySuccessor is the v1 successor of a v1 token: what a v1 session
+// rotated before the upgrade answers to a grace replay of its predecessor.
+func (c *RefreshCodec) LegacySuccessor(p ParsedRefresh) IssuedRefresh {
+	raw := mac(sha512.New, c.legacySuccKey, p.Raw)[:legacyRawLen]
 	return IssuedRefresh{
 		Token:        RefreshPrefix + base64.RawURLEncoding.EncodeToString(raw),
-		Selector:     sel,
-		VerifierHash: c.hash(raw[selectorLen:]),
+		Selector:     raw[:legacySelLen],
+		VerifierHash: mac(sha256.New, c.legacyHashKey, raw[legacySelLen:]),
 	}
 }
 
-// ParsedRefresh is a syntactically valid refresh token taken apart.
-type ParsedRefresh struct {
-	Raw      []byte // selector ‖ verifier
-	Selector []byte
-	verifier []byte
-}
-
-// Parse takes a refresh token apart. It does no lookup.
+// Parse takes a refresh token apart and checks a v2 token's tag (in
+// constant time). It does no lookup: a token that fails here is unknown.
 func (c *RefreshCodec) Parse(token string) (ParsedRefresh, error) {
-	if len(token) != RefreshTokenLen || !strings.HasPrefix(token, RefreshPrefix) {
+	if !strings.HasPrefix(token, RefreshPrefix) || (len(token) != RefreshTokenLen && len(token) != LegacyRefreshTokenLen) {
 		return ParsedRefresh{}, errUnknownToken
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(token[len(RefreshPrefix):])
-	if err != nil || len(raw) != selectorLen+verifierLen {
+	if err != nil {
 		return ParsedRefresh{}, errUnknownToken
 	}
-	return ParsedRefresh{Raw: raw, Selector: raw[:selectorLen], verifier: raw[selectorLen:]}, nil
+	switch {
+	case len(raw) == legacyRawLen:
+		return ParsedRefresh{Raw: raw, Legacy: true, Selector: raw[:legacySelLen], secret: raw[legacySelLen:]}, nil
+	case len(raw) != v2RawLen || raw[0] != formatV2:
+		return ParsedRefresh{}, errUnknownToken
+	}
+	body := raw[:v2RawLen-tagLen]
+	if !hmac.Equal(c.tag(body), raw[len(body):]) {
+		return ParsedRefresh{}, errUnknownToken
+	}
+	p := ParsedRefresh{Raw: raw, secret: raw[v2HeaderLen : v2HeaderLen+secretLen]}
+	copy(p.SessionID[:], raw[1:17])
+	p.Generation = binary.BigEndian.Uint64(raw[17:25])
+	p.IssuedAt = time.UnixMicro(int64(binary.BigEndian.Uint64(raw[25:33]))).UTC()
+	return p, nil
 }
 
-// VerifierHash returns the keyed hash of p's verifier, as stored.
-func (c *RefreshCodec) VerifierHash(p ParsedRefresh) []byte { return c.hash(p.verifier) }
+// VerifierHash returns the keyed hash of p's secret, as a session stores
+// it (v2) or as its refresh_tokens row does (v1).
+func (c *RefreshCodec) VerifierHash(p ParsedRefresh) []byte {
+	if p.Legacy {
+		return mac(sha256.New, c.legacyHashKey, p.secret)
+	}
+	return c.hash(p.secret)
+}
 
-// Matches reports, in constant time, whether p's verifier hashes to stored.
+// Matches reports, in constant time, whether p's secret hashes to stored.
 func (c *RefreshCodec) Matches(p ParsedRefresh, stored []byte) bool {
-	return subtle.ConstantTimeCompare(c.hash(p.verifier), stored) == 1
+	return subtle.ConstantTimeCompare(c.VerifierHash(p), stored) == 1
 }
 
-func (c *RefreshCodec) hash(verifier []byte) []byte {
-	return mac(sha256.New, c.hashKey, verifier)
-}
+func (c *RefreshCodec) hash(secret []byte) []byte { return mac(sha256.New, c.hashKey, secret) }
+
+func (c *RefreshCodec) tag(body []byte) []byte { return mac(sha256.New, c.tagKey, body)[:tagLen] }
 
 func mac(h func() hash.Hash, key, msg []byte) []byte {
 	m := hmac.New(h, key)
 	m.Write(msg)
 	return m.Sum(nil)
+}
+
+// Check establishes what the presented token p is to its session, on the
+// state read under the session lock, for Decide: succ is
+// c.SuccessorSecret(p), and refreshTTL the REFRESH_TOKEN_TTL that gives an
+// earlier token its expiry. It also returns the token a grace replay of p
+// answers: the session's active token, derived again from p ("" if p is
+// not its predecessor). Every comparison of secrets is in constant time.
+func (c *RefreshCodec) Check(p ParsedRefresh, succ Secret, st RefreshState, refreshTTL time.Duration) (TokenCheck, string) {
+	sess := st.Session
+	ch := sess.Chain
+	if p.Legacy {
+		rec := st.Legacy
+		chk := TokenCheck{Authentic: c.Matches(p, rec.VerifierHash), ExpiresAt: rec.ExpiresAt}
+		if ch.VerifierHash == nil { // the session's active token is still a v1 token
+			chk.Active = bytes.Equal(p.Selector, ch.ActiveSelector)
+			legacy := c.LegacySuccessor(p)
+			chk.Predecessor = ch.PrevSelector != nil && bytes.Equal(p.Selector, ch.PrevSelector) &&
+				bytes.Equal(legacy.Selector, ch.ActiveSelector)
+			return chk, legacy.Token
+		}
+		// The session moved to v2 when a v1 token rotated into generation 1:
+		// that v1 token is the predecessor.
+		chk.Predecessor = ch.Generation == 1 && bytes.Equal(p.Selector, ch.PrevSelector) &&
+			subtle.ConstantTimeCompare(succ.Hash, ch.VerifierHash) == 1
+		return chk, c.Mint(sess.ID, ch.Generation, ch.RotatedAt, succ).Token
+	}
+	if ch.VerifierHash == nil || p.SessionID != sess.ID || p.Generation > ch.Generation {
+		return TokenCheck{}, "" // never minted for this state: forged with the key, or another store's
+	}
+	if p.Generation == ch.Generation {
+		active := c.Matches(p, ch.VerifierHash)
+		return TokenCheck{Authentic: active, Active: active, ExpiresAt: ch.ActiveExpiresAt}, ""
+	}
+	chk := TokenCheck{
+		Authentic: true, // the tag held: an earlier token of this session
+		Predecessor: p.Generation+1 == ch.Generation &&
+			subtle.ConstantTimeCompare(succ.Hash, ch.VerifierHash) == 1,
+		ExpiresAt: minTime(p.IssuedAt.Add(refreshTTL), sess.ExpiresAt),
+	}
+	return chk, c.Mint(sess.ID, ch.Generation, ch.RotatedAt, succ).Token
 }

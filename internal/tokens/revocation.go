@@ -129,14 +129,15 @@ func (s *Service) endByRefresh(ctx context.Context, c Client, token string, clie
 	if err != nil {
 		return Session{}, err
 	}
-	succ := s.codec.Successor(p.Raw)
+	succ := s.codec.SuccessorSecret(p)
 	var sess Session
 	var v Verdict
 	reason := ReasonReuseDetected
-	revs, err := s.store.Refresh(ctx, p.Selector, func(st RefreshState) (RefreshOutcome, error) {
+	revs, err := s.store.Refresh(ctx, ref(p), func(st RefreshState) (RefreshOutcome, error) {
 		now := s.nowUTC()
 		sess = st.Session
-		if v, err = s.classify(p, succ, st, c, now); err != nil {
+		chk, _ := s.codec.Check(p, succ, st, s.cfg.RefreshTTL)
+		if v, err = s.classify(chk, st, c, now); err != nil {
 			return RefreshOutcome{}, err
 		}
 		if v == VerdictReuse {

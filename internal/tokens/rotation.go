@@ -30,44 +30,53 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	if !c.Allows(GrantRefreshToken) {
 		return TokenPair{}, errGrantNotAllowed
 	}
-	p, err := s.codec.Parse(token)
+	p, err := s.codec.Parse(token) // a forged v2 token ends here: nothing is looked up
 	if err != nil {
 		return TokenPair{}, err
 	}
-	succ := s.codec.Successor(p.Raw)
+	client.UserAgent = userAgent(client.UserAgent)
+	succ := s.codec.SuccessorSecret(p)
 
-	// Fast path: the active token of a live session, in one statement, for
-	// stores that offer one.
-	var st RefreshState
-	if fr, ok := s.store.(FastRotator); ok {
+	// Fast path: the active v2 token of a live session, in one statement
+	// on its row, for stores that offer one.
+	if fr, ok := s.store.(FastRotator); ok && !p.Legacy {
 		st, ok, err := fr.RotateActive(ctx, ActiveRotation{
-			Selector: p.Selector, VerifierHash: s.codec.VerifierHash(p),
-			Successor:  RefreshRecord{Selector: succ.Selector, VerifierHash: succ.VerifierHash},
-			RefreshTTL: s.cfg.RefreshTTL, Now: s.nowUTC,
-			Event:    AuditEvent{Kind: EventRefresh, IP: client.IP},
-			ClientID: s.storedClientID(c),
+			SessionID: p.SessionID, Generation: p.Generation, VerifierHash: s.codec.VerifierHash(p),
+			SuccessorHash: succ.Hash, RefreshTTL: s.cfg.RefreshTTL, Now: s.nowUTC,
+			ClientID: s.storedClientID(c), Client: client, EveryRefresh: s.cfg.AuditEveryRefresh,
 		})
 		if err != nil {
 			return TokenPair{}, err
 		}
 		if ok {
 			s.obs.Refreshed(false)
-			return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, succ.Token, st.Session.Chain.ActiveExpiresAt, st.Session.Chain.RotatedAt)
+			ch := st.Session.Chain
+			next := s.codec.Mint(st.Session.ID, ch.Generation, ch.RotatedAt, succ)
+			return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, next.Token, ch.ActiveExpiresAt, ch.RotatedAt)
 		}
 	}
 
 	// Everything else decides on the locked state: grace replays, reuse,
-	// refusals (and an active token that turned out to need no fast path).
-	var now time.Time
-	var v Verdict
-	revs, err := s.store.Refresh(ctx, p.Selector, func(state RefreshState) (RefreshOutcome, error) {
+	// refusals, v1 tokens (and an active token the fast path declined).
+	var (
+		now  time.Time
+		v    Verdict
+		st   RefreshState
+		next string
+	)
+	revs, err := s.store.Refresh(ctx, ref(p), func(state RefreshState) (RefreshOutcome, error) {
 		now, st = s.nowUTC(), state
-		if v, err = s.classify(p, succ, state, c, now); err != nil {
+		var chk TokenCheck
+		chk, next = s.codec.Check(p, succ, state, s.cfg.RefreshTTL)
+		if v, err = s.classify(chk, state, c, now); err != nil {
 			return RefreshOutcome{}, err
 		}
 		switch v {
 		case VerdictRotate:
-			return s.rotation(succ, state, now, client), nil
+			out := s.rotation(p, succ, state, now, client)
+			next = s.codec.Mint(state.Session.ID, out.Chain.Generation, now, succ).Token
+			st.Session.Chain = out.Chain
+			return out, nil
 		case VerdictReplay:
 			return RefreshOutcome{Kind: OutcomeNone, Now: now}, nil
 		}
@@ -86,35 +95,70 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	}
 	s.obs.Refreshed(v == VerdictReplay)
 	// Rotated here, or a grace replay: either way the session's active
-	// token is now succ.
-	exp := st.Session.Chain.ActiveExpiresAt
-	if v == VerdictRotate {
-		exp = minTime(now.Add(s.cfg.RefreshTTL), st.Session.ExpiresAt)
-	}
-	return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, succ.Token, exp, now)
+	// token is now next.
+	return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, next, st.Session.Chain.ActiveExpiresAt, now)
 }
 
-// classify decides a presentation of p by client c at now, on the state
-// read under the session lock: Decide with this service's policy.
-func (s *Service) classify(p ParsedRefresh, succ IssuedRefresh, st RefreshState, c Client, now time.Time) (Verdict, error) {
+// ref names the session of a parsed token.
+func ref(p ParsedRefresh) TokenRef {
+	if p.Legacy {
+		return TokenRef{LegacySelector: p.Selector}
+	}
+	return TokenRef{SessionID: p.SessionID}
+}
+
+// classify decides a presentation by client c at now, on the state read
+// under the session lock: Decide with this service's policy.
+func (s *Service) classify(chk TokenCheck, st RefreshState, c Client, now time.Time) (Verdict, error) {
 	if st.Session.ClientID == s.cfg.DefaultClientID { // stored by name: the default client all the same
 		st.Session.ClientID = ""
 	}
 	return Decide(Policy{ReuseGrace: s.cfg.ReuseGrace}, Presentation{
-		State: st, VerifierOK: s.codec.Matches(p, st.Token.VerifierHash),
-		ClientID: s.storedClientID(c), Successor: succ.Selector, Now: now,
+		State: st, Token: chk, ClientID: s.storedClientID(c), Now: now,
 	})
 }
 
-// rotation is the outcome that rotates the active token of st into succ.
-func (s *Service) rotation(succ IssuedRefresh, st RefreshState, now time.Time, client ClientInfo) RefreshOutcome {
+// rotation is the outcome that rotates the active token of st (presented
+// as p) into the token with secret succ.
+func (s *Service) rotation(p ParsedRefresh, succ Secret, st RefreshState, now time.Time, client ClientInfo) RefreshOutcome {
 	sess := st.Session
-	next := RefreshRecord{
-		Selector: succ.Selector, VerifierHash: succ.VerifierHash, ParentSelector: st.Token.Selector,
-		SessionID: sess.ID, CreatedAt: now, ExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt),
+	next := Chain{
+		Generation: sess.Chain.Generation + 1, VerifierHash: succ.Hash,
+		ActiveExpiresAt: minTime(now.Add(s.cfg.RefreshTTL), sess.ExpiresAt), RotatedAt: now,
 	}
-	return RefreshOutcome{Kind: OutcomeRotate, Now: now, Successor: next,
-		Event: AuditEvent{At: now, Kind: EventRefresh, UserID: &sess.UserID, SessionID: &sess.ID, IP: client.IP}}
+	if p.Legacy { // the session moves to v2: its v1 token stays the grace-eligible predecessor
+		next.Generation, next.PrevSelector = 1, p.Selector
+	}
+	return RefreshOutcome{Kind: OutcomeRotate, Now: now, Chain: next, Client: client,
+		Events: s.rotationEvents(sess, now, client)}
+}
+
+// rotationEvents are the audit events of a rotation of sess by client at
+// now: EventSessionMoved if the caller's address or user agent is not the
+// session's last one, and EventRefresh if every refresh is audited. A
+// store's fast path writes the same (FastRotator).
+func (s *Service) rotationEvents(sess Session, now time.Time, client ClientInfo) []AuditEvent {
+	var evs []AuditEvent
+	if s.cfg.AuditEveryRefresh {
+		evs = append(evs, AuditEvent{At: now, Kind: EventRefresh, IP: client.IP})
+	}
+	if moved(sess, client) {
+		evs = append(evs, MovedEvent(sess, now, client))
+	}
+	return evs
+}
+
+func moved(sess Session, client ClientInfo) bool {
+	return sess.LastIP != client.IP || sess.LastUserAgent != client.UserAgent
+}
+
+// MovedEvent is the EventSessionMoved of a rotation of sess by client at
+// now: its address, and in Detail the previous address and both user
+// agents.
+func MovedEvent(sess Session, now time.Time, client ClientInfo) AuditEvent {
+	return AuditEvent{At: now, Kind: EventSessionMoved, IP: client.IP, Detail: map[string]string{
+		"previous_ip": sess.LastIP, "previous_user_agent": sess.LastUserAgent, "user_agent": client.UserAgent,
+	}}
 }
 
 // reuseRevocation is the outcome that revokes st's session for reuse.

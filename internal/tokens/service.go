@@ -23,6 +23,10 @@ type Config struct {
 	// AuditRetention is how long audit events are kept (AUDIT_RETENTION);
 	// 0 means DefaultAuditRetention.
 	AuditRetention time.Duration
+	// AuditEveryRefresh writes an EventRefresh for every rotation
+	// (AUDIT_EVERY_REFRESH); by default a rotation writes an event only
+	// when the session moved (EventSessionMoved).
+	AuditEveryRefresh bool
 	// MaxSessionsPerUser caps a user's active sessions; a login past it
 	// evicts the least recently used (MAX_SESSIONS_PER_USER). 0: no cap.
 	MaxSessionsPerUser int

@@ -9,29 +9,49 @@ import (
 
 // Session is a token family: every refresh token descends from one login.
 type Session struct {
-	ID            uuid.UUID
-	UserID        uuid.UUID
-	CreatedAt     time.Time
+	ID        uuid.UUID
+	UserID    uuid.UUID
+	CreatedAt time.Time
+	// LastUsedAt is the last rotation (Chain.RotatedAt), or the login.
 	LastUsedAt    time.Time
 	ExpiresAt     time.Time // absolute: login + SESSION_MAX_LIFETIME
 	RevokedAt     *time.Time
 	RevokedReason Reason
-	UserAgent     string
-	IP            string
+	UserAgent     string // at login
+	IP            string // at login
 	// ClientID is the client the session was issued to; "" is the default
 	// client (and every session from before clients existed).
 	ClientID string
-	Chain    Chain
+	// RefreshCount is how many rotations the session has had (grace
+	// replays are not rotations).
+	RefreshCount int64
+	// LastIP and LastUserAgent are the caller of the last rotation (at
+	// first, of the login). A rotation from another address or user agent
+	// writes an EventSessionMoved.
+	LastIP        string
+	LastUserAgent string
+	Chain         Chain
 }
 
 // Chain is a session's rotation state, kept on the session row so that one
 // locked row decides every rotation: a session has exactly one active token
-// by construction (SPEC §2.1).
+// by construction (SPEC §2.1), and no row per token is written.
 type Chain struct {
-	ActiveSelector  []byte    // the one active refresh token
-	ActiveExpiresAt time.Time // its idle expiry
-	PrevSelector    []byte    // the token rotated last, nil before the first rotation
-	RotatedAt       time.Time // when PrevSelector was rotated: the grace clock
+	// Generation is the active token's: 0 for a login's first token, one
+	// more at each rotation.
+	Generation uint64
+	// VerifierHash is the keyed hash of the active token's secret; nil
+	// while the active token is a v1 token (ActiveSelector).
+	VerifierHash []byte
+	// ActiveSelector is the active v1 token of a session that has not
+	// rotated since the upgrade to v2; nil otherwise.
+	ActiveSelector  []byte
+	ActiveExpiresAt time.Time // the active token's idle expiry
+	// PrevSelector is the v1 token rotated last, while it is the active
+	// token's predecessor (a v1 session's rotation, or the rotation that
+	// moved it to v2); nil otherwise.
+	PrevSelector []byte
+	RotatedAt    time.Time // the last rotation: the grace clock and the active token's issue time
 }
 
 // Reason is why a session or token was revoked, as recorded on the session
@@ -65,9 +85,13 @@ type EventKind string
 
 // Audit event kinds.
 const (
-	EventLogin           EventKind = "login"
-	EventLoginFailed     EventKind = "login_failed"
-	EventRefresh         EventKind = "refresh"
+	EventLogin       EventKind = "login"
+	EventLoginFailed EventKind = "login_failed"
+	// EventRefresh is a rotation; written only with AuditEveryRefresh.
+	EventRefresh EventKind = "refresh"
+	// EventSessionMoved is a rotation from another address or user agent
+	// than the session's previous one.
+	EventSessionMoved    EventKind = "session_moved"
 	EventReuseDetected   EventKind = "reuse_detected"
 	EventLogout          EventKind = "logout"
 	EventRevoked         EventKind = "revoked"

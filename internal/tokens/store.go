@@ -8,10 +8,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// RefreshRecord is a stored refresh token: never the token itself, only its
-// selector and the keyed hash of its verifier. Records are immutable: whether
-// a token is active, used or the grace-eligible predecessor is read from its
-// session's Chain.
+// RefreshRecord is a v1 refresh token's row (refresh_tokens), kept for
+// sessions from before rotation v2: its selector and the keyed hash of its
+// verifier, never the token. No v2 token has a row.
 type RefreshRecord struct {
 	Selector       []byte
 	SessionID      uuid.UUID
@@ -21,12 +20,20 @@ type RefreshRecord struct {
 	ExpiresAt      time.Time
 }
 
+// TokenRef names the session of a presented token: by id (v2), or by the
+// selector of a v1 token's row.
+type TokenRef struct {
+	SessionID      uuid.UUID
+	LegacySelector []byte
+}
+
 // RefreshState is what Store.Refresh shows the decision function, read while
 // the session row is locked.
 type RefreshState struct {
-	Token   RefreshRecord
 	Session Session
 	User    User // the session's user; PasswordHash is not loaded
+	// Legacy is the v1 token's row, for a TokenRef by selector.
+	Legacy RefreshRecord
 }
 
 // OutcomeKind says what a refresh decision tells the store to write.
@@ -36,9 +43,9 @@ type OutcomeKind int
 const (
 	// OutcomeNone writes nothing (a refusal, or a grace-window replay).
 	OutcomeNone OutcomeKind = iota
-	// OutcomeRotate inserts Successor and, on the session row, makes it the
-	// active token, makes the presented token the predecessor rotated at
-	// Now, moves last_used_at to Now, and writes Event.
+	// OutcomeRotate replaces the session's Chain with Chain (whose
+	// RotatedAt is Now), adds one to its refresh count, makes Client its
+	// last caller, and writes Events.
 	OutcomeRotate
 	// OutcomeRevoke revokes the session as Revoke describes.
 	OutcomeRevoke
@@ -46,32 +53,40 @@ const (
 
 // RefreshOutcome is what the decision function tells Store.Refresh to write.
 type RefreshOutcome struct {
-	Kind      OutcomeKind
-	Now       time.Time
-	Successor RefreshRecord // OutcomeRotate
-	Event     AuditEvent    // OutcomeRotate: the audit event to write
-	Revoke    SessionRevocation
+	Kind   OutcomeKind
+	Now    time.Time
+	Chain  Chain        // OutcomeRotate
+	Client ClientInfo   // OutcomeRotate
+	Events []AuditEvent // OutcomeRotate: the store fills in user and session
+	Revoke SessionRevocation
 }
 
 // ActiveRotation is the common case of a refresh, which a store does in one
-// statement: the presented token is its session's active token.
+// statement on the session row: the presented v2 token is its session's
+// active token.
 type ActiveRotation struct {
-	Selector     []byte // the presented token's selector
-	VerifierHash []byte // keyed hash of the presented verifier
-	// Successor is the token to issue: its Selector and VerifierHash. The
-	// store fills in SessionID, ParentSelector, CreatedAt (now) and
-	// ExpiresAt (now + RefreshTTL, capped at the session's expiry).
-	Successor  RefreshRecord
-	RefreshTTL time.Duration
+	SessionID  uuid.UUID
+	Generation uint64 // the presented token's
+	// VerifierHash is the keyed hash of the presented secret.
+	VerifierHash []byte
+	// SuccessorHash is the keyed hash of the successor's secret: the new
+	// Chain.VerifierHash, at Generation+1.
+	SuccessorHash []byte
+	RefreshTTL    time.Duration
 	// Now is the clock. The store reads it exactly once, at a moment when
 	// no other operation on the session can come between the reading and
-	// the write (see Store.RotateActive), and uses that one instant for
-	// every check and every time it writes.
-	Now   func() time.Time
-	Event AuditEvent // the refresh audit event; the store fills in At, user and session
+	// the write (see FastRotator), and uses that one instant for every
+	// check and every time it writes.
+	Now func() time.Time
 	// ClientID is the presenting client ("" for the default client): the
 	// session must have been issued to it.
 	ClientID string
+	// Client is the caller: it becomes the session's last caller; if its
+	// address or user agent differs from the previous one an
+	// EventSessionMoved is written.
+	Client ClientInfo
+	// EveryRefresh writes an EventRefresh too (AuditEveryRefresh).
+	EveryRefresh bool
 }
 
 // SessionRevocation describes sessions to revoke and how.
@@ -109,11 +124,10 @@ func RolesLost(before, after []string) bool {
 	return slices.ContainsFunc(before, func(r string) bool { return !slices.Contains(after, r) })
 }
 
-// NewSession is a login: a session, its first refresh token and the audit
-// event, stored together.
+// NewSession is a login: a session (whose Chain holds its first token)
+// and the audit event, stored together.
 type NewSession struct {
 	Session Session // Session.ClientID "" is the default client
-	Token   RefreshRecord
 	Event   AuditEvent
 	// PasswordHash is the hash the login checked: the session is created
 	// only if it is still the user's, so a login racing a password change
@@ -194,15 +208,15 @@ type Store interface {
 	// user does not exist, is disabled, or no longer has the checked
 	// password hash.
 	CreateSession(ctx context.Context, s NewSession) (User, []Revocation, error)
-	// Refresh finds the token by selector, locks its session, and calls
-	// decide exactly once with the current state while the lock is held
-	// (decide reads the clock itself, after the lock is taken). If
-	// decide returns an error nothing is written and that error is returned;
-	// otherwise its outcome is applied in the same transaction, and the
-	// revocations it wrote are returned. ErrNotFound
-	// (decide not called) if no token has that selector. If the transaction
-	// fails after decide ran, nothing was written.
-	Refresh(ctx context.Context, selector []byte, decide func(RefreshState) (RefreshOutcome, error)) ([]Revocation, error)
+	// Refresh finds the session ref names (for a v1 selector, through its
+	// token's row), locks it, and calls decide exactly once with the
+	// current state while the lock is held (decide reads the clock itself,
+	// after the lock is taken). If decide returns an error nothing is
+	// written and that error is returned; otherwise its outcome is applied
+	// in the same transaction, and the revocations it wrote are returned.
+	// ErrNotFound (decide not called) if there is no such session or token.
+	// If the transaction fails after decide ran, nothing was written.
+	Refresh(ctx context.Context, ref TokenRef, decide func(RefreshState) (RefreshOutcome, error)) ([]Revocation, error)
 	// RevokeSessions revokes the active sessions r selects, writing one
 	// denylist entry and one audit event per session, and returns the
 	// entries. Already revoked or expired sessions are left alone.
@@ -212,9 +226,6 @@ type Store interface {
 	// denylisted it writes nothing (no entry, no event, no notification) and
 	// returns ErrConflict.
 	DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, ev AuditEvent) (Revocation, error)
-	// SessionBySelector returns the refresh token with that selector and its
-	// session, for revocation by refresh token. ErrNotFound if none.
-	SessionBySelector(ctx context.Context, selector []byte) (Session, RefreshRecord, error)
 	// Session returns one session. ErrNotFound if none.
 	Session(ctx context.Context, id uuid.UUID) (Session, error)
 	// ActiveSessions lists up to limit of userID's sessions that are
@@ -273,31 +284,35 @@ type Store interface {
 }
 
 // FastRotator is an optional capability of a Store: the common case of a
-// rotation (the active token of a live session) in one statement. Without
-// it every presentation takes Store.Refresh, which decides with Decide on
-// the locked state; a FastRotator skips that round trip for the common case
-// and must reach the same verdict (the conformance suite checks it).
+// rotation (the active v2 token of a live session) in one statement on the
+// session row. Without it every presentation takes Store.Refresh, which
+// decides with Decide on the locked state; a FastRotator skips that round
+// trip for the common case and must agree with Decide (the conformance
+// suite checks it on PostgreSQL).
 type FastRotator interface {
 	// RotateActive is the fast path of a rotation. It must agree with
-	// Decide: it rotates exactly when Decide would answer VerdictRotate for
-	// the same state and instant, and otherwise writes nothing. Atomically, holding the
-	// same session lock as Refresh: if the token with r.Selector is its
-	// session's active token, its stored verifier hash equals r.VerifierHash
-	// (compared in constant time), it and its session are unexpired at now,
-	// the session is not revoked and its user not disabled, it rotates
-	// exactly as OutcomeRotate does and returns the state after the
-	// rotation (Session with its new Chain, whose RotatedAt is now; User
-	// without password hash) and true. Otherwise it writes nothing and
-	// returns false, and the caller decides through Refresh (grace replays,
-	// reuse, refusals).
+	// Decide: it rotates only when Decide would answer VerdictRotate for
+	// the same state and instant, and otherwise writes nothing and returns
+	// false; the caller then decides through Refresh (grace replays, reuse,
+	// refusals, and a rotation the fast path declined). Atomically, holding
+	// the same session lock as Refresh: if session r.SessionID is at
+	// r.Generation with the stored verifier hash equal to r.VerifierHash
+	// (compared in constant time), it and its active token are unexpired at
+	// now, it was issued to r.ClientID, it is not revoked and its user not
+	// disabled, it rotates exactly as OutcomeRotate does (Generation+1,
+	// SuccessorHash, ActiveExpiresAt now+RefreshTTL capped at the
+	// session's expiry, RotatedAt now, PrevSelector and ActiveSelector
+	// nil, its events) and returns the state after the rotation (User
+	// without password hash) and true.
 	//
 	// now is one reading of r.Now taken while nothing else can act on the
-	// session: after its lock is held (memory), or just before a statement
-	// that takes the lock without waiting and gives up if it is held
-	// (PostgreSQL: SKIP LOCKED), so that an instant read before a wait is
-	// never written or compared. The user row is read, not locked: a
-	// disable must revoke the user's sessions (as Service.UpdateUser does,
-	// in the same transaction) for it to stop a rotation.
+	// session: just before a statement that takes the lock without waiting
+	// and gives up if it is held (PostgreSQL: SKIP LOCKED), and that also
+	// gives up if the session's last rotation is later than now, so that an
+	// instant read before another writer's is never written or compared.
+	// The user row is read, not locked: a disable must revoke the user's
+	// sessions (as Service.UpdateUser does, in the same transaction) for it
+	// to stop a rotation.
 	RotateActive(ctx context.Context, r ActiveRotation) (RefreshState, bool, error)
 }
 

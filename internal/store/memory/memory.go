@@ -25,7 +25,6 @@ type Store struct {
 	users    map[uuid.UUID]tokens.User
 	byEmail  map[string]uuid.UUID
 	sessions map[uuid.UUID]tokens.Session
-	refresh  map[string]tokens.RefreshRecord // by selector
 	clients  map[string]tokens.Client
 	revs     []tokens.Revocation
 	audit    []tokens.AuditEvent
@@ -39,8 +38,8 @@ var _ tokens.Store = (*Store)(nil)
 func New() *Store {
 	return &Store{
 		users: map[uuid.UUID]tokens.User{}, byEmail: map[string]uuid.UUID{},
-		sessions: map[uuid.UUID]tokens.Session{}, refresh: map[string]tokens.RefreshRecord{},
-		clients: map[string]tokens.Client{},
+		sessions: map[uuid.UUID]tokens.Session{},
+		clients:  map[string]tokens.Client{},
 	}
 }
 
@@ -129,11 +128,10 @@ func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) (tokens.U
 			return tokens.User{}, nil, tokens.ErrNotFound
 		}
 	}
-	if _, dup := s.refresh[string(ns.Token.Selector)]; dup {
+	if _, dup := s.sessions[ns.Session.ID]; dup {
 		return tokens.User{}, nil, tokens.ErrConflict
 	}
 	s.sessions[ns.Session.ID] = ns.Session
-	s.refresh[string(ns.Token.Selector)] = ns.Token
 	s.addAuditLocked(ns.Event)
 	var revs []tokens.Revocation
 	if ns.MaxSessions > 0 {
@@ -160,37 +158,35 @@ func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) (tokens.U
 	return u, revs, nil
 }
 
-// Refresh implements tokens.Store.
-func (s *Store) Refresh(_ context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
+// Refresh implements tokens.Store. The memory store never held a v1
+// token: a reference by selector is not found.
+func (s *Store) Refresh(_ context.Context, ref tokens.TokenRef, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, ok := s.refresh[string(selector)]
-	if !ok {
+	sess, ok := s.sessions[ref.SessionID]
+	if !ok || ref.LegacySelector != nil {
 		return nil, tokens.ErrNotFound
 	}
-	sess := s.sessions[rec.SessionID]
 	u := cloneUser(s.users[sess.UserID])
 	u.PasswordHash = ""
-	out, err := decide(tokens.RefreshState{Token: rec, Session: sess, User: u})
+	out, err := decide(tokens.RefreshState{Session: sess, User: u})
 	if err != nil {
 		return nil, err
 	}
 	switch out.Kind {
 	case tokens.OutcomeRotate:
-		if !bytes.Equal(sess.Chain.ActiveSelector, rec.Selector) || sess.RevokedAt != nil {
+		if out.Chain.Generation != sess.Chain.Generation+1 || sess.RevokedAt != nil {
 			return nil, tokens.ErrConflict // decide broke the contract
 		}
-		if _, dup := s.refresh[string(out.Successor.Selector)]; dup {
-			return nil, tokens.ErrConflict
-		}
-		s.refresh[string(out.Successor.Selector)] = out.Successor
-		sess.Chain = tokens.Chain{
-			ActiveSelector: out.Successor.Selector, ActiveExpiresAt: out.Successor.ExpiresAt,
-			PrevSelector: rec.Selector, RotatedAt: out.Now,
-		}
-		sess.LastUsedAt = out.Now
+		sess.Chain = out.Chain
+		sess.LastUsedAt, sess.RefreshCount = out.Now, sess.RefreshCount+1
+		sess.LastIP, sess.LastUserAgent = out.Client.IP, out.Client.UserAgent
 		s.sessions[sess.ID] = sess
-		s.addAuditLocked(out.Event)
+		for _, ev := range out.Events {
+			uid, sid := sess.UserID, sess.ID
+			ev.UserID, ev.SessionID = &uid, &sid
+			s.addAuditLocked(ev)
+		}
 	case tokens.OutcomeRevoke:
 		return s.revokeLocked(out.Revoke), nil
 	}
@@ -255,17 +251,6 @@ func (s *Store) DenyToken(_ context.Context, jti uuid.UUID, until time.Time, ev 
 	s.revs = append(s.revs, rev)
 	s.addAuditLocked(ev)
 	return rev, nil
-}
-
-// SessionBySelector implements tokens.Store.
-func (s *Store) SessionBySelector(_ context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, ok := s.refresh[string(selector)]
-	if !ok {
-		return tokens.Session{}, tokens.RefreshRecord{}, tokens.ErrNotFound
-	}
-	return s.sessions[rec.SessionID], rec, nil
 }
 
 // Session implements tokens.Store.
@@ -377,28 +362,15 @@ func (s *Store) Purge(_ context.Context, now, auditBefore time.Time, batch int) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	dead := map[uuid.UUID]bool{}
 	for id, sess := range s.sessions {
 		if n >= batch {
 			break
 		}
 		if !now.Before(sess.ExpiresAt) || (sess.RevokedAt != nil && sess.RevokedAt.Before(now.Add(-tokens.RevokedRetention))) {
-			dead[id] = true
 			delete(s.sessions, id)
 			n++
 		}
 	}
-	expired := 0
-	for sel, rec := range s.refresh {
-		switch {
-		case dead[rec.SessionID]:
-			delete(s.refresh, sel)
-		case !now.Before(rec.ExpiresAt) && expired < batch:
-			delete(s.refresh, sel)
-			expired++
-		}
-	}
-	n += expired
 	kept := s.revs[:0]
 	m := 0
 	for _, r := range s.revs {

@@ -34,10 +34,6 @@ func TestFastPathReadsTheClockAfterThePoolWait(t *testing.T) {
 	}
 	f := storetest.NewFixture(t, s)
 	t0 := f.MustLogin(f.MustUser())
-	_, rec, err := s.SessionBySelector(ctx, storetest.Selector(t, t0.RefreshToken))
-	if err != nil {
-		t.Fatal(err)
-	}
 	busy, err := s.Pool().Acquire(ctx) // the only connection
 	if err != nil {
 		t.Fatal(err)
@@ -45,9 +41,10 @@ func TestFastPathReadsTheClockAfterThePoolWait(t *testing.T) {
 	var released, read atomic.Int64
 	done := make(chan error, 1)
 	go func() {
-		_, ok, err := s.RotateActive(ctx, tokens.ActiveRotation{Selector: rec.Selector, VerifierHash: rec.VerifierHash,
-			Successor:  tokens.RefreshRecord{Selector: storetest.FakeSelector(rec.Selector, 0xD1), VerifierHash: rec.VerifierHash},
-			RefreshTTL: time.Hour, Event: tokens.AuditEvent{Kind: tokens.EventRefresh},
+		codec := storetest.Codec(t)
+		p := storetest.Parse(t, t0.RefreshToken)
+		_, ok, err := s.RotateActive(ctx, tokens.ActiveRotation{SessionID: p.SessionID, Generation: p.Generation,
+			VerifierHash: codec.VerifierHash(p), SuccessorHash: codec.SuccessorSecret(p).Hash, RefreshTTL: time.Hour,
 			Now: func() time.Time {
 				read.Store(time.Now().UnixNano())
 				return f.Clock.Now()

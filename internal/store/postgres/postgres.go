@@ -236,3 +236,10 @@ func redact(err error) string {
 	}
 	return msg
 }
+
+// legacyTableGone reports an error from a statement on refresh_tokens after
+// `server legacy-tokens drop` removed it: no v1 token is then known.
+func legacyTableGone(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable
+}

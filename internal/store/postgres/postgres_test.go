@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,52 +57,98 @@ func TestKilledBetweenStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer killer.Close(ctx)
-	sel := storetest.Selector(t, t0.RefreshToken)
-	_, err = s.Refresh(ctx, sel, func(st tokens.RefreshState) (tokens.RefreshOutcome, error) {
+	_, err = s.Refresh(ctx, tokens.TokenRef{SessionID: t0.SessionID}, func(st tokens.RefreshState) (tokens.RefreshOutcome, error) {
 		// Every other backend of this database dies, ours among them.
 		if _, err := killer.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
 			t.Errorf("terminate: %v", err)
 		}
 		now := f.Clock.Now()
-		succ := storetest.FakeSelector(st.Token.Selector, 0xEE)
-		return tokens.RefreshOutcome{Kind: tokens.OutcomeRotate, Now: now,
-			Successor: tokens.RefreshRecord{Selector: succ, SessionID: st.Session.ID, VerifierHash: st.Token.VerifierHash,
-				ParentSelector: st.Token.Selector, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
-			Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}}, nil
+		next := st.Session.Chain
+		next.Generation++
+		next.VerifierHash = make([]byte, 32)
+		next.RotatedAt = now
+		return tokens.RefreshOutcome{Kind: tokens.OutcomeRotate, Now: now, Chain: next, Client: storetest.TestClient,
+			Events: []tokens.AuditEvent{{At: now, Kind: tokens.EventRefresh}}}, nil
 	})
 	if !errors.Is(err, tokens.ErrUnavailable) {
 		t.Fatalf("Refresh on a killed connection: %v, want unavailable", err)
 	}
 	after := f.Session(t0.SessionID)
-	if !bytes.Equal(after.Chain.ActiveSelector, before.Chain.ActiveSelector) || after.Chain.PrevSelector != nil {
+	if after.Chain.Generation != before.Chain.Generation || !bytes.Equal(after.Chain.VerifierHash, before.Chain.VerifierHash) || after.RefreshCount != 0 {
 		t.Fatal("a rotation killed mid-way left a changed chain")
-	}
-	var tokensInSession int
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM refresh_tokens WHERE session_id = $1`, t0.SessionID).Scan(&tokensInSession); err != nil {
-		t.Fatal(err)
-	}
-	if tokensInSession != 1 {
-		t.Fatalf("%d tokens in the session after a killed rotation, want 1", tokensInSession)
 	}
 	t1 := f.MustRefresh(t0.RefreshToken)
 	f.MustAuthenticate(t1.AccessToken)
 }
 
-// TestSchemaForbidsTwoChildren checks the database itself refuses a second
-// successor of one parent: successors are derived from their parent, so the
-// primary key makes a branch impossible.
-func TestSchemaForbidsTwoChildren(t *testing.T) {
-	s := open(t)
+// TestRotationIsOneHOTUpdate: an ordinary rotation (the fast path, and a
+// grace replay beside it) updates the session row in place (HOT: no
+// index entry is written) and inserts no row anywhere; a rotation from
+// another address inserts exactly its session_moved event.
+func TestRotationIsOneHOTUpdate(t *testing.T) {
+	pgtest.Require(t, db)
+	ctx := context.Background()
+	sep := "?"
+	if strings.Contains(db.URL, "?") {
+		sep = "&"
+	}
+	s, err := postgres.Open(ctx, db.URL+sep+"pool_max_conns=1") // one backend: its statistics are ours
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx, "up", nil); err != nil {
+		t.Fatal(err)
+	}
 	f := storetest.NewFixture(t, s)
-	t0 := f.MustLogin(f.MustUser())
-	t1 := f.MustRefresh(t0.RefreshToken)
-	_, err := s.Pool().Exec(context.Background(), `
-		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, parent_selector, created_at, expires_at)
-		VALUES ($1, $2, 'x', $3, now(), now())`,
-		storetest.Selector(t, t1.RefreshToken), t0.SessionID, storetest.Selector(t, t0.RefreshToken))
-	if err == nil {
-		t.Fatal("a second child with the derived selector was accepted")
+	rt := f.MustLogin(f.MustUser()).RefreshToken
+	type counts struct{ upd, hot, ins, auditIns, tokenIns int64 }
+	read := func() counts {
+		t.Helper()
+		// Flush this backend's pending statistics, then read them (one
+		// statement each: a read is cached for its transaction).
+		if _, err := s.Pool().Exec(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+		var c counts
+		if err := s.Pool().QueryRow(ctx, `SELECT
+			(SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'sessions'),
+			(SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sessions'),
+			(SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'sessions'),
+			(SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'audit_events'),
+			(SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'refresh_tokens')`).
+			Scan(&c.upd, &c.hot, &c.ins, &c.auditIns, &c.tokenIns); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	before := read()
+	const n = 20
+	for range n {
+		prev := rt
+		rt = f.MustRefresh(rt).RefreshToken
+		if again := f.MustRefresh(prev).RefreshToken; again != rt { // a grace replay writes nothing
+			t.Fatal("the grace replay answered another token")
+		}
+	}
+	after := read()
+	if d := after.upd - before.upd; d != n {
+		t.Errorf("%d session updates for %d rotations", d, n)
+	}
+	if d := after.hot - before.hot; d != n {
+		t.Errorf("%d of %d rotations were HOT updates", d, n)
+	}
+	if after.ins != before.ins || after.auditIns != before.auditIns || after.tokenIns != before.tokenIns {
+		t.Errorf("ordinary rotations inserted rows: sessions %d, audit %d, refresh_tokens %d",
+			after.ins-before.ins, after.auditIns-before.auditIns, after.tokenIns-before.tokenIns)
+	}
+	if _, err := f.Svc.Refresh(ctx, rt, tokens.ClientInfo{IP: "203.0.113.9", UserAgent: storetest.TestClient.UserAgent}); err != nil {
+		t.Fatal(err)
+	}
+	if moved := read(); moved.auditIns-after.auditIns != 1 || moved.hot-after.hot != 1 {
+		t.Errorf("a rotation from another address: %d audit rows, %d HOT updates; want 1 and 1",
+			moved.auditIns-after.auditIns, moved.hot-after.hot)
 	}
 }
 

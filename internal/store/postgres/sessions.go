@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"time"
 
@@ -12,20 +14,35 @@ import (
 	"github.com/rotorauth/rotor/internal/tokens"
 )
 
-const sessionColumns = `s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at,
+// sessionColumns reads a session. Its last use is the last rotation
+// (rotated_at), or the login (last_used_at, which v2 rotations leave alone:
+// it precedes the login's user agent in the row, and a column written there
+// would put the user agent into every rotation's WAL record).
+const sessionColumns = `s.id, s.user_id, s.created_at, coalesce(s.rotated_at, s.last_used_at), s.expires_at, s.revoked_at,
 	coalesce(s.revoked_reason, ''), s.user_agent, s.ip, coalesce(s.client_id, ''),
-	s.active_selector, s.active_expires_at, s.prev_selector, s.rotated_at`
+	s.active_selector, s.active_expires_at, s.prev_selector, s.rotated_at,
+	s.generation, s.verifier_hash, s.refresh_count, coalesce(s.last_ip, s.ip), coalesce(s.last_user_agent, s.user_agent)`
 
-func sessionDest(s *tokens.Session, rotatedAt **time.Time) []any {
-	return []any{&s.ID, &s.UserID, &s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.RevokedAt,
-		&s.RevokedReason, &s.UserAgent, &s.IP, &s.ClientID,
-		&s.Chain.ActiveSelector, &s.Chain.ActiveExpiresAt, &s.Chain.PrevSelector, rotatedAt}
+// sessionScan receives sessionColumns.
+type sessionScan struct {
+	s         *tokens.Session
+	rotatedAt *time.Time
+	gen       int64
 }
 
-func finishSession(s *tokens.Session, rotatedAt *time.Time) {
-	if rotatedAt != nil {
-		s.Chain.RotatedAt = *rotatedAt
+func (x *sessionScan) dest() []any {
+	s := x.s
+	return []any{&s.ID, &s.UserID, &s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &s.RevokedAt,
+		&s.RevokedReason, &s.UserAgent, &s.IP, &s.ClientID,
+		&s.Chain.ActiveSelector, &s.Chain.ActiveExpiresAt, &s.Chain.PrevSelector, &x.rotatedAt,
+		&x.gen, &s.Chain.VerifierHash, &s.RefreshCount, &s.LastIP, &s.LastUserAgent}
+}
+
+func (x *sessionScan) finish() {
+	if x.rotatedAt != nil {
+		x.s.Chain.RotatedAt = *x.rotatedAt
 	}
+	x.s.Chain.Generation = uint64(x.gen)
 }
 
 // sqlCreateSession is a login in one statement: FOR SHARE on the user row
@@ -36,23 +53,20 @@ func finishSession(s *tokens.Session, rotatedAt *time.Time) {
 // newest version of the row it locks.
 const sqlCreateSession = `
 	WITH c AS (
-		SELECT id FROM clients WHERE id = $12 AND NOT disabled FOR SHARE
+		SELECT id FROM clients WHERE id = $11 AND NOT disabled FOR SHARE
 	), u AS (
 		SELECT id, email, roles, created_at FROM users
-		WHERE id = $2 AND NOT disabled AND password_hash = $11
-		  AND ($12::text IS NULL OR EXISTS (SELECT 1 FROM c))
+		WHERE id = $2 AND NOT disabled AND password_hash = $10
+		  AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM c))
 		FOR SHARE /* user lock */
 	), s AS (
 		INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
-		                      active_selector, active_expires_at, client_id)
-		SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $8, $12 FROM u
+		                      active_expires_at, client_id, rotated_at, generation, verifier_hash)
+		SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $11, $3, 0, $8 FROM u
 		RETURNING id
-	), t AS (
-		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, created_at, expires_at)
-		SELECT $7, s.id, $9, $3, $8 FROM s
 	), a AS (
 		INSERT INTO audit_events (at, kind, user_id, session_id, ip)
-		SELECT $3, $10, $2, s.id, $6 FROM s
+		SELECT $3, $9, $2, s.id, $6 FROM s
 	)
 	SELECT u.email, u.roles, u.created_at, (SELECT count(*) FROM s) FROM u`
 
@@ -68,7 +82,7 @@ const sqlEvictSessions = `
 			SELECT id FROM sessions WHERE id IN (
 				SELECT id FROM sessions
 				WHERE user_id = $7 AND revoked_at IS NULL AND expires_at > $1 AND id <> $8
-				ORDER BY last_used_at DESC, id DESC OFFSET $9
+				ORDER BY coalesce(rotated_at, last_used_at) DESC, id DESC OFFSET $9
 			) ORDER BY id FOR UPDATE
 		) AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM sessions WHERE id = $8)
 		RETURNING id, user_id` + sqlRevokeTail
@@ -80,7 +94,7 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ toke
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.timed("create_session", time.Now(), &err)
-	ss, t, ev := ns.Session, ns.Token, ns.Event
+	ss, ev := ns.Session, ns.Event
 	u := tokens.User{ID: ss.UserID}
 	var n int
 	b := &pgx.Batch{}
@@ -96,7 +110,7 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ toke
 		q = strings.Replace(q, "FOR SHARE /* user lock */", "FOR NO KEY UPDATE", 1)
 	}
 	b.Queue(q, ss.ID, ss.UserID, ss.CreatedAt, ss.ExpiresAt, ss.UserAgent, ss.IP,
-		t.Selector, t.ExpiresAt, t.VerifierHash, ev.Kind, ns.PasswordHash, nullIfEmpty(ss.ClientID)).QueryRow(func(row pgx.Row) error {
+		ss.Chain.ActiveExpiresAt, ss.Chain.VerifierHash, ev.Kind, ns.PasswordHash, nullIfEmpty(ss.ClientID)).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&u.Email, &u.Roles, &u.CreatedAt, &n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // n stays 0
@@ -131,57 +145,66 @@ func (s *Store) CreateSession(ctx context.Context, ns tokens.NewSession) (_ toke
 	return u, revs, nil
 }
 
-// sqlRotateActive is the whole common-case rotation in one statement and
-// one round trip (autocommit). CTE l finds the token by its selector
-// (primary key) and locks its session row only if nobody holds it (SKIP
-// LOCKED), checking every rule of the fast path on the newest version of the
-// row; the UPDATE then rotates that row, and the token and audit INSERTs
-// read its RETURNING, so when any rule fails, or the session is busy, nothing
-// at all is written and the caller takes the locked path. Never waiting is
-// what makes $3, the clock read just before the statement, a reading taken
-// after the session is serialized: a concurrent presentation of the same
-// token finds the row locked (or, once the winner committed, no longer
-// active) and goes to the locked path, which reads the clock after its lock.
+// sqlRotateActive is the whole common-case rotation: one statement on the
+// session row, found by primary key, in one round trip (autocommit). CTE l
+// locks the row only if nobody holds it (SKIP LOCKED), checking every rule
+// of the fast path on its newest version, and reads the user by primary
+// key; the UPDATE then rotates that row in place (no indexed column
+// changes, so it is a HOT update) and nothing is inserted, unless the
+// caller moved (or every refresh is audited): then CTE a writes the event.
+// When any rule fails, or the session is busy, nothing at all is written
+// and the caller takes the locked path. Never waiting is what makes $3,
+// the clock read just before the statement, a reading taken after the
+// session is serialized: a concurrent presentation of the same token finds
+// the row locked (or, once the winner committed, at another generation) and
+// goes to the locked path, which reads the clock after its lock; and a row
+// whose last rotation is later than $3 (another instance's clock ahead, or
+// a rotation committed between the reading and the lock) is left to the
+// locked path too.
 //
 // The verifier hash is compared in constant time in SQL: the XOR of the two
 // 256-bit strings is computed whole and its set bits counted, with no early
 // exit on the first differing byte (bytea "=" would stop there).
 const sqlRotateActive = `
 	WITH l AS (
-		SELECT s.id FROM refresh_tokens t
-		JOIN sessions s ON s.id = t.session_id
-		JOIN users u ON u.id = s.user_id
-		WHERE t.selector = $1
-		  AND s.active_selector = $1 AND s.revoked_at IS NULL AND s.expires_at > $3
-		  AND coalesce(s.client_id, '') = $9
-		  AND t.expires_at > $3 AND NOT u.disabled
-		  AND octet_length(t.verifier_hash) = 32 AND octet_length($5::bytea) = 32
-		  AND bit_count(('x' || encode(t.verifier_hash, 'hex'))::bit(256)
+		SELECT s.id, s.user_id, s.created_at, s.expires_at,
+		       coalesce(s.last_ip, s.ip) AS prev_ip, coalesce(s.last_user_agent, s.user_agent) AS prev_ua,
+		       u.email, u.roles, u.created_at AS user_created
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = $1 AND s.generation = $2 AND s.revoked_at IS NULL
+		  AND s.expires_at > $3 AND s.active_expires_at > $3 AND coalesce(s.rotated_at, s.created_at) <= $3
+		  AND coalesce(s.client_id, '') = $7 AND NOT u.disabled
+		  AND octet_length(s.verifier_hash) = 32 AND octet_length($5::bytea) = 32
+		  AND bit_count(('x' || encode(s.verifier_hash, 'hex'))::bit(256)
 		              # ('x' || encode($5::bytea, 'hex'))::bit(256)) = 0
 		FOR UPDATE OF s SKIP LOCKED
-	), s AS (
+	), r AS (
 		UPDATE sessions s
-		SET active_selector = $2, active_expires_at = LEAST($4::timestamptz, s.expires_at),
-		    prev_selector = $1, rotated_at = $3, last_used_at = $3
-		FROM l, users u
-		WHERE s.id = l.id AND u.id = s.user_id
-		RETURNING s.id, s.user_id, s.created_at AS session_created, s.expires_at, s.active_expires_at, u.email, u.roles, u.created_at AS user_created
-	), t AS (
-		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, parent_selector, created_at, expires_at)
-		SELECT $2, s.id, $6, $1, $3, s.active_expires_at FROM s
+		SET active_expires_at = LEAST($4::timestamptz, s.expires_at), prev_selector = NULL, rotated_at = $3,
+		    generation = s.generation + 1, verifier_hash = $6, refresh_count = s.refresh_count + 1,
+		    last_ip = $8, last_user_agent = $9
+		FROM l WHERE s.id = l.id
+		RETURNING s.active_expires_at, s.generation, s.refresh_count
 	), a AS (
-		INSERT INTO audit_events (at, kind, user_id, session_id, ip)
-		SELECT $3, $7, s.user_id, s.id, $8 FROM s
+		INSERT INTO audit_events (at, kind, user_id, session_id, ip, detail)
+		SELECT $3, $11, l.user_id, l.id, $8, '{}'::jsonb FROM r, l WHERE $10
+		UNION ALL
+		SELECT $3, $12, l.user_id, l.id, $8,
+		       jsonb_build_object('previous_ip', l.prev_ip, 'previous_user_agent', l.prev_ua, 'user_agent', $9::text)
+		FROM r, l WHERE l.prev_ip <> $8 OR l.prev_ua <> $9
 	)
-	SELECT id, user_id, session_created, expires_at, active_expires_at, email, roles, user_created FROM s`
+	SELECT l.user_id, l.created_at, l.expires_at, r.active_expires_at, r.generation, r.refresh_count,
+	       l.email, l.roles, l.user_created
+	FROM r, l`
 
-// RotateActive implements tokens.Store with sqlRotateActive.
+// RotateActive implements tokens.FastRotator with sqlRotateActive.
 func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ tokens.RefreshState, _ bool, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.timed("rotate_active", time.Now(), &err)
-	var st tokens.RefreshState
-	n := r.Successor
+	if r.Generation >= math.MaxInt64 {
+		return tokens.RefreshState{}, false, nil
+	}
 	// The clock is read once a connection is ours: a wait for the pool
 	// must not age the instant (the statement itself never waits for the
 	// row lock).
@@ -191,69 +214,85 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	}
 	defer conn.Release()
 	now := r.Now()
-	err = conn.QueryRow(ctx, sqlRotateActive, r.Selector, n.Selector, now, now.Add(r.RefreshTTL), r.VerifierHash,
-		n.VerifierHash, r.Event.Kind, r.Event.IP, r.ClientID).Scan(&st.Session.ID, &st.Session.UserID, &st.Session.CreatedAt,
-		&st.Session.ExpiresAt, &st.Session.Chain.ActiveExpiresAt, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
+	var st tokens.RefreshState
+	sess := &st.Session
+	var gen int64
+	err = conn.QueryRow(ctx, sqlRotateActive, r.SessionID, int64(r.Generation), now, now.Add(r.RefreshTTL),
+		r.VerifierHash, r.SuccessorHash, r.ClientID, r.Client.IP, r.Client.UserAgent, r.EveryRefresh,
+		tokens.EventRefresh, tokens.EventSessionMoved).Scan(&sess.UserID, &sess.CreatedAt, &sess.ExpiresAt,
+		&sess.Chain.ActiveExpiresAt, &gen, &sess.RefreshCount, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tokens.RefreshState{}, false, nil
 	}
 	if err != nil {
 		return tokens.RefreshState{}, false, wrap(err)
 	}
-	st.User.ID = st.Session.UserID
+	sess.ID, sess.ClientID, sess.LastUsedAt = r.SessionID, r.ClientID, now
+	sess.LastIP, sess.LastUserAgent = r.Client.IP, r.Client.UserAgent
+	sess.Chain.Generation, sess.Chain.VerifierHash, sess.Chain.RotatedAt = uint64(gen), r.SuccessorHash, now
+	st.User.ID = sess.UserID
 	st.User.Roles = tokens.NonNil(st.User.Roles)
-	st.Session.LastUsedAt, st.Session.ClientID = now, r.ClientID
-	st.Session.Chain.ActiveSelector, st.Session.Chain.PrevSelector, st.Session.Chain.RotatedAt = n.Selector, r.Selector, now
-	n.SessionID, n.ParentSelector, n.CreatedAt, n.ExpiresAt = st.Session.ID, r.Selector, now, st.Session.Chain.ActiveExpiresAt
-	st.Token = n
 	return st, true, nil
 }
 
-// sqlRefreshState reads the presented token, its session and its user, and
-// locks the session row. Token rows never change, so only the session row
-// needs the lock; when it was changed by a transaction we waited for,
-// PostgreSQL re-reads its newest version (EvalPlanQual).
+// sqlRefreshState reads a session and its user, and locks the session row;
+// when it was changed by a transaction we waited for, PostgreSQL re-reads
+// its newest version (EvalPlanQual).
 const sqlRefreshState = `
+	SELECT ` + sessionColumns + `, u.email, u.roles, u.disabled, u.created_at
+	FROM sessions s JOIN users u ON u.id = s.user_id
+	WHERE s.id = $1
+	FOR UPDATE OF s`
+
+// sqlLegacyRefreshState is sqlRefreshState for a v1 token, found by its
+// selector with its refresh_tokens row (which never changes).
+const sqlLegacyRefreshState = `
 	SELECT t.session_id, t.verifier_hash, t.parent_selector, t.created_at, t.expires_at,
-	       ` + sessionColumns + `,
-	       u.email, u.roles, u.disabled, u.created_at
+	       ` + sessionColumns + `, u.email, u.roles, u.disabled, u.created_at
 	FROM refresh_tokens t
 	JOIN sessions s ON s.id = t.session_id
 	JOIN users u ON u.id = s.user_id
 	WHERE t.selector = $1
 	FOR UPDATE OF s`
 
-// sqlRotate makes the successor the active token. The session UPDATE is
-// guarded by the state decide saw; the token and audit INSERTs read from its
+// sqlRotate replaces the session's chain, guarded by the generation decide
+// saw; the audit INSERT (the events, as one JSON array) reads its
 // RETURNING, so a guard miss writes nothing at all.
 const sqlRotate = `
-	WITH s AS (
+	WITH r AS (
 		UPDATE sessions
-		SET active_selector = $2, active_expires_at = $3, prev_selector = $4,
-		    rotated_at = $5, last_used_at = $5
-		WHERE id = $1 AND active_selector = $4 AND revoked_at IS NULL
+		SET active_selector = NULL, active_expires_at = $3, prev_selector = $4, rotated_at = $5,
+		    generation = $6, verifier_hash = $7, refresh_count = refresh_count + 1,
+		    last_ip = $8, last_user_agent = $9
+		WHERE id = $1 AND generation = $2 AND revoked_at IS NULL
 		RETURNING id, user_id
-	), t AS (
-		INSERT INTO refresh_tokens (selector, session_id, verifier_hash, parent_selector, created_at, expires_at)
-		SELECT $2, s.id, $6, $4, $5, $3 FROM s
 	), a AS (
-		INSERT INTO audit_events (at, kind, user_id, session_id, ip)
-		SELECT $5, $7, s.user_id, s.id, $8 FROM s
+		INSERT INTO audit_events (at, kind, user_id, session_id, ip, detail)
+		SELECT (e->>'at')::timestamptz, e->>'kind', r.user_id, r.id, e->>'ip', e->'detail'
+		FROM r, jsonb_array_elements($10::jsonb) e
 	)
-	SELECT count(*) FROM s`
+	SELECT count(*) FROM r`
+
+// auditJSON is an event as sqlRotate reads it.
+type auditJSON struct {
+	At     time.Time         `json:"at"`
+	Kind   tokens.EventKind  `json:"kind"`
+	IP     string            `json:"ip"`
+	Detail map[string]string `json:"detail"`
+}
 
 // Refresh implements tokens.Store in two round trips on one connection:
 //
-//  1. BEGIN and sqlRefreshState, pipelined: the session row is locked and
-//     read. decide runs in Go, where the verifier is compared in constant
-//     time (SQL equality would not be).
+//  1. BEGIN and sqlRefreshState (or its v1 form), pipelined: the session
+//     row is locked and read. decide runs in Go, where secrets are compared
+//     in constant time (SQL equality would not be).
 //  2. The outcome's writes and COMMIT, pipelined: sqlRotate (or a
 //     revocation) is one statement.
 //
 // A failure anywhere leaves the transaction uncommitted: the connection is
 // then in a transaction or broken, and the pool destroys it on release, which
 // rolls the transaction back.
-func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) (_ []tokens.Revocation, err error) {
+func (s *Store) Refresh(ctx context.Context, ref tokens.TokenRef, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) (_ []tokens.Revocation, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	defer s.timed("refresh", time.Now(), &err)
@@ -264,24 +303,31 @@ func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens
 	defer conn.Release()
 
 	var st tokens.RefreshState
-	var rotatedAt *time.Time
+	sc := sessionScan{s: &st.Session}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(sqlRefreshState, selector).QueryRow(func(row pgx.Row) error {
-		dest := []any{&st.Token.SessionID, &st.Token.VerifierHash, &st.Token.ParentSelector,
-			&st.Token.CreatedAt, &st.Token.ExpiresAt}
-		dest = append(dest, sessionDest(&st.Session, &rotatedAt)...)
-		dest = append(dest, &st.User.Email, &st.User.Roles, &st.User.Disabled, &st.User.CreatedAt)
-		return row.Scan(dest...)
-	})
+	if ref.LegacySelector != nil {
+		b.Queue(sqlLegacyRefreshState, ref.LegacySelector).QueryRow(func(row pgx.Row) error {
+			t := &st.Legacy
+			dest := append([]any{&t.SessionID, &t.VerifierHash, &t.ParentSelector, &t.CreatedAt, &t.ExpiresAt}, sc.dest()...)
+			return row.Scan(append(dest, &st.User.Email, &st.User.Roles, &st.User.Disabled, &st.User.CreatedAt)...)
+		})
+		st.Legacy.Selector = ref.LegacySelector
+	} else {
+		b.Queue(sqlRefreshState, ref.SessionID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(append(sc.dest(), &st.User.Email, &st.User.Roles, &st.User.Disabled, &st.User.CreatedAt)...)
+		})
+	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		_, _ = conn.Exec(context.Background(), "ROLLBACK") // best effort; Release destroys a conn left in a transaction
+		if legacyTableGone(err) {
+			return nil, tokens.ErrNotFound
+		}
 		return nil, wrap(err)
 	}
-	st.Token.Selector = selector
 	st.User.ID = st.Session.UserID
 	st.User.Roles = tokens.NonNil(st.User.Roles)
-	finishSession(&st.Session, rotatedAt)
+	sc.finish()
 
 	out, err := decide(st)
 	if err != nil {
@@ -296,9 +342,17 @@ func (s *Store) Refresh(ctx context.Context, selector []byte, decide func(tokens
 	var revs []tokens.Revocation
 	switch out.Kind {
 	case tokens.OutcomeRotate:
-		n := &out.Successor
-		b.Queue(sqlRotate, st.Session.ID, n.Selector, n.ExpiresAt, st.Token.Selector, out.Now,
-			n.VerifierHash, out.Event.Kind, out.Event.IP).QueryRow(func(row pgx.Row) error {
+		c := out.Chain
+		evs := make([]auditJSON, len(out.Events))
+		for i, ev := range out.Events {
+			evs[i] = auditJSON{At: ev.At, Kind: ev.Kind, IP: ev.IP, Detail: tokens.NonNilMap(ev.Detail)}
+		}
+		evJSON, err := json.Marshal(evs)
+		if err != nil {
+			return nil, err
+		}
+		b.Queue(sqlRotate, st.Session.ID, int64(st.Session.Chain.Generation), c.ActiveExpiresAt, c.PrevSelector, c.RotatedAt,
+			int64(c.Generation), c.VerifierHash, out.Client.IP, out.Client.UserAgent, string(evJSON)).QueryRow(func(row pgx.Row) error {
 			var count int
 			if err := row.Scan(&count); err != nil {
 				return err
@@ -430,39 +484,17 @@ func (s *Store) DenyToken(ctx context.Context, jti uuid.UUID, until time.Time, e
 	return rev, wrap(err)
 }
 
-// SessionBySelector implements tokens.Store.
-func (s *Store) SessionBySelector(ctx context.Context, selector []byte) (tokens.Session, tokens.RefreshRecord, error) {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	var sess tokens.Session
-	var rec tokens.RefreshRecord
-	var rotatedAt *time.Time
-	dest := append([]any{&rec.SessionID, &rec.VerifierHash, &rec.ParentSelector, &rec.CreatedAt, &rec.ExpiresAt},
-		sessionDest(&sess, &rotatedAt)...)
-	err := s.pool.QueryRow(ctx, `
-		SELECT t.session_id, t.verifier_hash, t.parent_selector, t.created_at, t.expires_at, `+sessionColumns+`
-		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-		WHERE t.selector = $1`, selector).Scan(dest...)
-	if err != nil {
-		return tokens.Session{}, tokens.RefreshRecord{}, wrap(err)
-	}
-	rec.Selector = selector
-	finishSession(&sess, rotatedAt)
-	return sess, rec, nil
-}
-
 // Session implements tokens.Store.
 func (s *Store) Session(ctx context.Context, id uuid.UUID) (tokens.Session, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var sess tokens.Session
-	var rotatedAt *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = $1`, id).
-		Scan(sessionDest(&sess, &rotatedAt)...)
+	sc := sessionScan{s: &sess}
+	err := s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = $1`, id).Scan(sc.dest()...)
 	if err != nil {
 		return tokens.Session{}, wrap(err)
 	}
-	finishSession(&sess, rotatedAt)
+	sc.finish()
 	return sess, nil
 }
 
@@ -489,11 +521,11 @@ func (s *Store) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.T
 	out := []tokens.Session{}
 	for rows.Next() {
 		var sess tokens.Session
-		var rotatedAt *time.Time
-		if err := rows.Scan(sessionDest(&sess, &rotatedAt)...); err != nil {
+		sc := sessionScan{s: &sess}
+		if err := rows.Scan(sc.dest()...); err != nil {
 			return nil, wrap(err)
 		}
-		finishSession(&sess, rotatedAt)
+		sc.finish()
 		out = append(out, sess)
 	}
 	return out, wrap(rows.Err())

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
@@ -111,15 +110,25 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 	}
 	priv := parsed.(ed25519.PrivateKey)
 	const issuer, audience = "https://rotor.test", "rotor"
+	v1 := newV1Codec(secret)
 	codec, err := tokens.NewRefreshCodec(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
+	generation := func(rt string) uint64 {
+		t.Helper()
+		p, err := codec.Parse(rt)
+		if err != nil || p.Legacy {
+			t.Fatalf("not a v2 token: %v", err)
+		}
+		return p.Generation
+	}
 
-	// v5 rows: one user and three sessions, written as v5 Login and
-	// Refresh wrote them.
+	// v5 rows: one user and four sessions, written as v5 Login and
+	// Refresh wrote them, with v1 refresh tokens.
 	//   fresh:   one token, active, never rotated
 	//   rotated: rotated an hour ago (t0 used, t1 active; outside the grace)
+	//   recent:  rotated 2 s ago (t0 used, t1 active; t0 inside the grace)
 	//   revoked: logged out, with its denylist entry
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	const email, pw = "old-user@example.test", "an old password"
@@ -140,20 +149,12 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		id     uuid.UUID
 		tokens []tokens.IssuedRefresh // oldest first; the last is active
 	}
-	newSession := func(rotations int, revoked bool) v5Session {
+	newSession := func(rotations int, revoked bool, rotatedAgo time.Duration) v5Session {
 		t.Helper()
 		s := v5Session{id: uuid.New()}
-		first, err := codec.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.tokens = append(s.tokens, first)
+		s.tokens = append(s.tokens, v1.New(t))
 		for i := 0; i < rotations; i++ {
-			p, err := codec.Parse(s.tokens[len(s.tokens)-1].Token)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.tokens = append(s.tokens, codec.Successor(p.Raw))
+			s.tokens = append(s.tokens, v1.Successor(t, s.tokens[len(s.tokens)-1]))
 		}
 		created := now.Add(-24 * time.Hour)
 		active := s.tokens[len(s.tokens)-1]
@@ -161,7 +162,7 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		var rotatedAt *time.Time
 		if rotations > 0 {
 			prev = s.tokens[len(s.tokens)-2].Selector
-			at := now.Add(-time.Hour)
+			at := now.Add(-rotatedAgo)
 			rotatedAt = &at
 		}
 		var revokedAt *time.Time
@@ -183,7 +184,8 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		}
 		return s
 	}
-	fresh, rotated, revoked := newSession(0, false), newSession(1, false), newSession(0, true)
+	fresh, rotated, revoked := newSession(0, false, 0), newSession(1, false, time.Hour), newSession(0, true, 0)
+	recent := newSession(1, false, 2*time.Second)
 	exec(`INSERT INTO revocations (kind, subject, until, created_at) VALUES ('session', $1, $2, $3)`,
 		revoked.id, now.Add(15*time.Minute+tokens.Leeway), now.Add(-time.Hour))
 	// v5 access tokens: of the fresh session, of the revoked one, and one
@@ -235,9 +237,18 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		}
 		return n
 	}
-	if n := nullClients(); n != 3 {
-		t.Fatalf("%d sessions with client_id NULL after the upgrade, want all 3 (the upgrade rewrites no row)", n)
+	if n := nullClients(); n != 4 {
+		t.Fatalf("%d sessions with client_id NULL after the upgrade, want all 4 (the upgrade rewrites no row)", n)
 	}
+	legacyRows := func() int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM refresh_tokens`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rowsBefore := legacyRows()
 
 	// The new code on the upgraded store, started as the server starts.
 	svc, err := tokens.NewService(st, storetest.FastPasswords, tokens.Config{
@@ -286,10 +297,18 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		t.Errorf("another client refreshing a v5 session: %v, want invalid_grant", err)
 	}
 
-	// Each live session's token rotates with the default client.
+	// A grace replay of a v1 token rotated just before the upgrade gets
+	// the byte-identical v1 successor, which the session still holds.
 	info := tokens.ClientInfo{UserAgent: "after upgrade", IP: "192.0.2.2"}
+	replayed, err := svc.Refresh(ctx, recent.tokens[0].Token, info)
+	if err != nil || replayed.RefreshToken != recent.tokens[1].Token {
+		t.Fatalf("a grace replay of a v1 token rotated before the upgrade: %v (same v1 successor: %v)", err, replayed.RefreshToken == recent.tokens[1].Token)
+	}
+
+	// Each live session's v1 token rotates into a v2 token, with the
+	// default client.
 	pairs := map[uuid.UUID]tokens.TokenPair{}
-	for name, s := range map[string]v5Session{"fresh": fresh, "rotated": rotated} {
+	for name, s := range map[string]v5Session{"fresh": fresh, "rotated": rotated, "recent": recent} {
 		active := s.tokens[len(s.tokens)-1].Token
 		var pair tokens.TokenPair
 		if name == "fresh" {
@@ -300,8 +319,17 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s v5 session: refresh after the upgrade: %v", name, err)
 		}
-		if pair.SessionID != s.id || pair.RefreshToken == "" || pair.RefreshToken == active {
-			t.Errorf("%s: rotation answered session %s, refresh token rotated %v", name, pair.SessionID, pair.RefreshToken != active)
+		if pair.SessionID != s.id || len(pair.RefreshToken) != tokens.RefreshTokenLen {
+			t.Errorf("%s: rotation answered session %s, a v2 token %v", name, pair.SessionID, len(pair.RefreshToken) == tokens.RefreshTokenLen)
+		}
+		// Its grace replay answers the same v2 token; the session now has
+		// generation 1.
+		again, err := svc.Refresh(ctx, active, info)
+		if err != nil || again.RefreshToken != pair.RefreshToken {
+			t.Errorf("%s: a grace replay of the v1 token that rotated into v2: %v (same: %v)", name, err, again.RefreshToken == pair.RefreshToken)
+		}
+		if g := generation(pair.RefreshToken); g != 1 {
+			t.Errorf("%s: the first v2 token has generation %d, want 1", name, g)
 		}
 		hdr, claims := claimsOf(t, pair.AccessToken)
 		if hdr["typ"] != tokens.AccessTokenType || claims["client_id"] != tokens.DefaultClientID || claims["sid"] != s.id.String() ||
@@ -313,6 +341,13 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 			t.Errorf("%s: new access token: %+v %v", name, ap, err)
 		}
 		pairs[s.id] = pair
+	}
+	if n := legacyRows(); n != rowsBefore {
+		t.Errorf("refresh_tokens has %d rows after v2 rotations, had %d: v2 inserts none", n, rowsBefore)
+	}
+	// The recent chain's oldest v1 token, two rotations back, is reuse.
+	if _, err := svc.Refresh(ctx, recent.tokens[0].Token, info); !tokens.IsReuse(err) {
+		t.Errorf("a v1 token two rotations back: %v, want reuse", err)
 	}
 	// The rotated chain kept its history: the token used before the
 	// upgrade is reuse, which revokes that session.
@@ -336,8 +371,8 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("login after the upgrade: %v", err)
 	}
-	if n := nullClients(); n != 4 {
-		t.Errorf("%d sessions with client_id NULL, want 4: the default client's sessions are stored as NULL", n)
+	if n := nullClients(); n != 5 {
+		t.Errorf("%d sessions with client_id NULL, want 5: the default client's sessions are stored as NULL", n)
 	}
 
 	// Listed with client default, and the v5 details kept.
@@ -353,7 +388,7 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		}
 	}
 	if len(list) != 2 {
-		t.Errorf("%d active sessions, want the fresh v5 one and the new login", len(list))
+		t.Errorf("%d active sessions, want the fresh v5 one and the new login (rotated and recent ended for reuse)", len(list))
 	}
 	old, ok := byID[fresh.id]
 	if !ok {
@@ -365,8 +400,10 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 	if _, ok := byID[login.SessionID]; !ok {
 		t.Errorf("the new login's session is not listed")
 	}
-	if p, err := codec.Parse(next.RefreshToken); err != nil || !bytes.Equal(old.Chain.ActiveSelector, p.Selector) {
-		t.Errorf("the listed v5 session's active token is not the latest rotation")
+	if g := generation(next.RefreshToken); old.Chain.Generation != g || g != 2 || old.RefreshCount != 2 ||
+		old.Chain.ActiveSelector != nil || old.LastIP != info.IP || old.LastUserAgent != info.UserAgent {
+		t.Errorf("the listed v5 session after two rotations: generation %d (token %d), count %d, last %q %q",
+			old.Chain.Generation, g, old.RefreshCount, old.LastIP, old.LastUserAgent)
 	}
 	// The upgraded database lists the default client.
 	cs, err := svc.Clients(ctx)

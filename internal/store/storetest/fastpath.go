@@ -4,10 +4,10 @@ package storetest
 // lengths, and consistency with the locked path.
 
 import (
-	"bytes"
-	"github.com/google/uuid"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/rotorauth/rotor/internal/tokens"
 )
@@ -23,11 +23,21 @@ func fastRotator(t *testing.T, store tokens.Store) tokens.FastRotator {
 	return fr
 }
 
-func rotateActive(store tokens.Store, sel, vh []byte, now time.Time, succByte byte) (tokens.RefreshState, bool, error) {
-	s := FakeSelector(sel, succByte)
-	return store.(tokens.FastRotator).RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
-		Successor: tokens.RefreshRecord{Selector: s, VerifierHash: vh}, RefreshTTL: 336 * time.Hour,
-		Now: func() time.Time { return now }, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}})
+// activeRotation is the fast path's request for presented token rt at now,
+// with the presented verifier hash replaced by vh if it is not nil.
+func activeRotation(t *testing.T, rt string, vh []byte, now time.Time, clientID string) tokens.ActiveRotation {
+	c := Codec(t)
+	p := Parse(t, rt)
+	if vh == nil {
+		vh = c.VerifierHash(p)
+	}
+	return tokens.ActiveRotation{SessionID: p.SessionID, Generation: p.Generation, VerifierHash: vh,
+		SuccessorHash: c.SuccessorSecret(p).Hash, RefreshTTL: 336 * time.Hour,
+		Now: func() time.Time { return now }, ClientID: clientID, Client: TestClient}
+}
+
+func rotateActive(t *testing.T, store tokens.Store, rt string, vh []byte, now time.Time) (tokens.RefreshState, bool, error) {
+	return store.(tokens.FastRotator).RotateActive(ctx, activeRotation(t, rt, vh, now, ""))
 }
 
 // testFastPathAgreesWithDecide: for every kind of stored state, the fast
@@ -38,96 +48,102 @@ func testFastPathAgreesWithDecide(t *testing.T, store tokens.Store) {
 	f := NewFixture(t, store, WithSessionMax(time.Hour))
 	pol := tokens.Policy{ReuseGrace: f.Cfg.ReuseGrace}
 	other, _ := f.mustClient(tokens.ClientSpec{ID: ClientID("fp"), Type: tokens.ClientPublic})
+	codec := Codec(t)
 	type probe struct {
 		name     string
-		setup    func() (sel, vh []byte, now time.Time) // a token, the hash presented, the instant
+		setup    func() (rt string, now time.Time) // a presented token and the instant
 		clientID string
 	}
-	login := func() (tokens.TokenPair, tokens.RefreshRecord) {
-		p := f.MustLogin(f.MustUser())
-		_, rec, err := store.SessionBySelector(ctx, Selector(t, p.RefreshToken))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p, rec
-	}
+	login := func() tokens.TokenPair { return f.MustLogin(f.MustUser()) }
 	now := f.Clock.Now
 	probes := []probe{
-		{"§2.2 the active token of a live session", func() ([]byte, []byte, time.Time) {
-			_, rec := login()
-			return rec.Selector, rec.VerifierHash, now()
+		{"§2.2 the active token of a live session", func() (string, time.Time) {
+			return login().RefreshToken, now()
 		}, ""},
-		{"§2.3 the predecessor inside the window (locked path only)", func() ([]byte, []byte, time.Time) {
-			p, rec := login()
+		{"§2.2 the active token after rotations", func() (string, time.Time) {
+			return f.MustRefresh(f.MustRefresh(login().RefreshToken).RefreshToken).RefreshToken, now()
+		}, ""},
+		{"§2.3 the predecessor inside the window (locked path only)", func() (string, time.Time) {
+			p := login()
 			f.MustRefresh(p.RefreshToken)
-			return rec.Selector, rec.VerifierHash, now()
+			return p.RefreshToken, now()
 		}, ""},
-		{"§2.8 an older ancestor", func() ([]byte, []byte, time.Time) {
-			p, rec := login()
+		{"§2.8 an older ancestor", func() (string, time.Time) {
+			p := login()
 			f.MustRefresh(f.MustRefresh(p.RefreshToken).RefreshToken)
-			return rec.Selector, rec.VerifierHash, now()
+			return p.RefreshToken, now()
 		}, ""},
-		{"§2.5 a forged verifier", func() ([]byte, []byte, time.Time) {
-			_, rec := login()
-			bad := append([]byte(nil), rec.VerifierHash...)
-			bad[0] ^= 1
-			return rec.Selector, bad, now()
+		{"§2.5 a forged secret with a valid tag (the key without the session's secret)", func() (string, time.Time) {
+			p := login()
+			forged, err := codec.First(p.SessionID, now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return forged.Token, now()
 		}, ""},
-		{"§2.5 an expired session (at its end)", func() ([]byte, []byte, time.Time) {
-			p, rec := login()
-			return rec.Selector, rec.VerifierHash, f.Session(p.SessionID).ExpiresAt
+		{"§2.5 an expired session (at its end)", func() (string, time.Time) {
+			p := login()
+			return p.RefreshToken, f.Session(p.SessionID).ExpiresAt
 		}, ""},
-		{"§2.5 a token one microsecond before its expiry", func() ([]byte, []byte, time.Time) {
-			_, rec := login()
-			return rec.Selector, rec.VerifierHash, rec.ExpiresAt.Add(-time.Microsecond)
+		{"§2.5 a token at its expiry", func() (string, time.Time) {
+			p := login()
+			return p.RefreshToken, f.Session(p.SessionID).Chain.ActiveExpiresAt
 		}, ""},
-		{"§2.7 a revoked session", func() ([]byte, []byte, time.Time) {
-			p, rec := login()
+		{"§2.5 a token one microsecond before its expiry", func() (string, time.Time) {
+			p := login()
+			return p.RefreshToken, f.Session(p.SessionID).Chain.ActiveExpiresAt.Add(-time.Microsecond)
+		}, ""},
+		{"§2.9 a clock behind the session's last rotation (locked path decides)", func() (string, time.Time) {
+			p := f.MustRefresh(login().RefreshToken)
+			return p.RefreshToken, now().Add(-time.Second)
+		}, ""},
+		{"§2.7 a revoked session", func() (string, time.Time) {
+			p := login()
 			if err := f.Svc.Logout(ctx, tokens.LogoutRequest{RefreshToken: p.RefreshToken}); err != nil {
 				t.Fatal(err)
 			}
-			return rec.Selector, rec.VerifierHash, now()
+			return p.RefreshToken, now()
 		}, ""},
-		{"§3 a disabled user", func() ([]byte, []byte, time.Time) {
-			_, rec := login()
-			s := f.Session(rec.SessionID)
+		{"§3 a disabled user", func() (string, time.Time) {
+			p := login()
+			s := f.Session(p.SessionID)
 			yes := true
 			if _, _, err := store.UpdateUser(ctx, tokens.UserUpdate{ID: s.UserID, Disabled: &yes}); err != nil {
 				t.Fatal(err)
 			}
-			return rec.Selector, rec.VerifierHash, now()
+			return p.RefreshToken, now()
 		}, ""},
-		{"RFC 6749 §6 another client's token", func() ([]byte, []byte, time.Time) {
-			_, rec := login()
-			return rec.Selector, rec.VerifierHash, now()
+		{"RFC 6749 §6 another client's token", func() (string, time.Time) {
+			return login().RefreshToken, now()
 		}, other.ID},
 	}
 	for _, pr := range probes {
 		t.Run(pr.name, func(t *testing.T) {
-			sel, vh, at := pr.setup()
-			sess, rec, err := store.SessionBySelector(ctx, sel)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rt, at := pr.setup()
+			p := Parse(t, rt)
+			sess := f.Session(p.SessionID)
 			u, err := store.UserByID(ctx, sess.UserID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, decErr := tokens.Decide(pol, tokens.Presentation{
-				State:      tokens.RefreshState{Token: rec, Session: sess, User: u},
-				VerifierOK: bytes.Equal(vh, rec.VerifierHash), ClientID: pr.clientID, Now: at,
-			})
+			st := tokens.RefreshState{Session: sess, User: u}
+			chk, _ := codec.Check(p, codec.SuccessorSecret(p), st, f.Cfg.RefreshTTL)
+			v, decErr := tokens.Decide(pol, tokens.Presentation{State: st, Token: chk, ClientID: pr.clientID, Now: at})
 			want := decErr == nil && v == tokens.VerdictRotate
-			_, ok, err := store.(tokens.FastRotator).RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: vh,
-				Successor: tokens.RefreshRecord{Selector: FakeSelector(sel, 0xC1), VerifierHash: vh}, RefreshTTL: time.Hour,
-				Now: func() time.Time { return at }, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}, ClientID: pr.clientID})
+			if pr.name == "§2.9 a clock behind the session's last rotation (locked path decides)" {
+				if !want {
+					t.Fatalf("Decide says %v (%v) for the active token", v, decErr)
+				}
+				want = false // the fast path declines; Refresh rotates
+			}
+			_, ok, err := store.(tokens.FastRotator).RotateActive(ctx, activeRotation(t, rt, nil, at, pr.clientID))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ok != want {
 				t.Fatalf("fast path rotated = %v, Decide says %v (%v)", ok, v, decErr)
 			}
-			if after := f.Session(sess.ID); !ok && !bytes.Equal(after.Chain.ActiveSelector, sess.Chain.ActiveSelector) {
+			if after := f.Session(sess.ID); !ok && after.Chain.Generation != sess.Chain.Generation {
 				t.Fatal("a refused fast path changed the session")
 			}
 		})
@@ -141,26 +157,22 @@ func testFastPathRefusals(t *testing.T, store tokens.Store) {
 	{
 		u := f.MustUser()
 		t0 := f.MustLogin(u)
-		sel := Selector(t, t0.RefreshToken)
-		_, rec, _ := store.SessionBySelector(ctx, sel)
 		yes := true
 		if _, _, err := store.UpdateUser(ctx, tokens.UserUpdate{ID: u.ID, Disabled: &yes}); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, f.Clock.Now(), 0xB1); ok || err != nil {
+		if _, ok, err := rotateActive(t, store, t0.RefreshToken, nil, f.Clock.Now()); ok || err != nil {
 			t.Errorf("disabled user rotated on fast path: %v %v", ok, err)
 		}
 	}
 	// expired token (session still alive)
 	{
 		t0 := f.MustLogin(f.MustUser())
-		sel := Selector(t, t0.RefreshToken)
-		_, rec, _ := store.SessionBySelector(ctx, sel)
-		now := rec.ExpiresAt
-		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, now, 0xB2); ok || err != nil {
+		exp := f.Session(t0.SessionID).Chain.ActiveExpiresAt
+		if _, ok, err := rotateActive(t, store, t0.RefreshToken, nil, exp); ok || err != nil {
 			t.Errorf("expired token (now == expires_at) rotated on fast path: %v %v", ok, err)
 		}
-		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, now.Add(-time.Microsecond), 0xB3); !ok || err != nil {
+		if _, ok, err := rotateActive(t, store, t0.RefreshToken, nil, exp.Add(-time.Microsecond)); !ok || err != nil {
 			t.Errorf("token 1us before expiry did not rotate: %v %v", ok, err)
 		}
 	}
@@ -168,45 +180,36 @@ func testFastPathRefusals(t *testing.T, store tokens.Store) {
 	{
 		f2 := NewFixture(t, store, WithSessionMax(time.Hour))
 		t0 := f2.MustLogin(f2.MustUser())
-		sel := Selector(t, t0.RefreshToken)
-		sess, rec, _ := store.SessionBySelector(ctx, sel)
+		sess := f2.Session(t0.SessionID)
 		// token expiry is capped at the session's
-		if !rec.ExpiresAt.Equal(sess.ExpiresAt) {
-			t.Errorf("first token outlives session: %v vs %v", rec.ExpiresAt, sess.ExpiresAt)
+		if !sess.Chain.ActiveExpiresAt.Equal(sess.ExpiresAt) {
+			t.Errorf("first token outlives session: %v vs %v", sess.Chain.ActiveExpiresAt, sess.ExpiresAt)
 		}
-		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, sess.ExpiresAt, 0xB4); ok || err != nil {
+		if _, ok, err := rotateActive(t, store, t0.RefreshToken, nil, sess.ExpiresAt); ok || err != nil {
 			t.Errorf("expired session rotated: %v %v", ok, err)
 		}
 	}
 	// revoked session
 	{
-		u := f.MustUser()
-		t0 := f.MustLogin(u)
-		sel := Selector(t, t0.RefreshToken)
-		_, rec, _ := store.SessionBySelector(ctx, sel)
+		t0 := f.MustLogin(f.MustUser())
 		now := f.Clock.Now()
 		if _, err := store.RevokeSessions(ctx, tokens.SessionRevocation{SessionID: t0.SessionID, Reason: "logout", At: now, DenyUntil: now.Add(time.Hour),
 			Event: tokens.AuditEvent{At: now, Kind: "logout"}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := rotateActive(store, sel, rec.VerifierHash, now, 0xB5); ok || err != nil {
+		if _, ok, err := rotateActive(t, store, t0.RefreshToken, nil, now); ok || err != nil {
 			t.Errorf("revoked session rotated: %v %v", ok, err)
 		}
 	}
 	// wrong-length verifier hash: presented hash with a trailing extra byte / truncated
 	{
 		t0 := f.MustLogin(f.MustUser())
-		sel := Selector(t, t0.RefreshToken)
-		_, rec, _ := store.SessionBySelector(ctx, sel)
-		long := append(append([]byte(nil), rec.VerifierHash...), 0x00)
-		_, ok, err := rotateActive(store, sel, long, f.Clock.Now(), 0xB6)
-		t.Logf("presented hash 33 bytes (32 matching + 0x00): ok=%v err=%v", ok, err)
-		if ok {
+		vh := Codec(t).VerifierHash(Parse(t, t0.RefreshToken))
+		long := append(append([]byte(nil), vh...), 0x00)
+		if _, ok, _ := rotateActive(t, store, t0.RefreshToken, long, f.Clock.Now()); ok {
 			t.Errorf("a 33-byte presented hash matched a 32-byte stored hash")
 		}
-		short := append([]byte(nil), rec.VerifierHash[:16]...)
-		_, ok, _ = rotateActive(store, sel, short, f.Clock.Now(), 0xB7)
-		if ok {
+		if _, ok, _ := rotateActive(t, store, t0.RefreshToken, vh[:16], f.Clock.Now()); ok {
 			t.Errorf("a 16-byte presented hash matched")
 		}
 	}
@@ -233,43 +236,36 @@ func testFastSlowConsistent(t *testing.T, store tokens.Store) {
 	if p1.UserID != u.ID || len(p1.Roles) != 1 || p1.Roles[0] != "introspect" || p1.UserID != p2.UserID || len(p2.Roles) != 1 {
 		t.Errorf("principals: fast %+v replay %+v", p1, p2)
 	}
-	t.Logf("fast principal email=%q roles=%v", p1.Email, p1.Roles)
 }
 
 // testRotateActiveRules checks the fast path at the store level: a wrong
-// verifier hash, a used token or a revoked session rotate nothing.
+// verifier hash, a used token or a revoked session rotate nothing, and a
+// rotation moves the generation, the hash, the count and the last caller.
 func testRotateActiveRules(t *testing.T, store tokens.Store) {
 	fr := fastRotator(t, store)
 	f := NewFixture(t, store)
 	t0 := f.MustLogin(f.MustUser())
-	sel := Selector(t, t0.RefreshToken)
-	_, rec, err := store.SessionBySelector(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vh := Codec(t).VerifierHash(Parse(t, t0.RefreshToken))
 	now := f.Clock.Now()
-	clock := func() time.Time { return now }
-	next := func(b byte) tokens.RefreshRecord {
-		s := FakeSelector(sel, b)
-		return tokens.RefreshRecord{Selector: s, VerifierHash: rec.VerifierHash}
-	}
-	wrong := append([]byte(nil), rec.VerifierHash...)
+	wrong := append([]byte(nil), vh...)
 	wrong[len(wrong)-1] ^= 1
-	if _, ok, err := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: wrong, Successor: next(0xA1), RefreshTTL: time.Hour,
-		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok || err != nil {
+	if _, ok, err := fr.RotateActive(ctx, activeRotation(t, t0.RefreshToken, wrong, now, "")); ok || err != nil {
 		t.Fatalf("a wrong verifier hash rotated: %v %v", ok, err)
 	}
-	st, ok, err := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA2), RefreshTTL: time.Hour,
-		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}})
-	if !ok || err != nil || st.Session.ID != t0.SessionID || st.User.ID == uuid.Nil || !st.Session.Chain.ActiveExpiresAt.Equal(now.Add(time.Hour)) {
+	r := activeRotation(t, t0.RefreshToken, nil, now, "")
+	r.RefreshTTL = time.Hour
+	r.Client = tokens.ClientInfo{IP: "198.51.100.7", UserAgent: "elsewhere"}
+	st, ok, err := fr.RotateActive(ctx, r)
+	if !ok || err != nil || st.Session.ID != t0.SessionID || st.User.ID == uuid.Nil || !st.Session.Chain.ActiveExpiresAt.Equal(now.Add(time.Hour)) ||
+		st.Session.Chain.Generation != 1 || st.Session.RefreshCount != 1 {
 		t.Fatalf("the active token did not rotate: %v %v %+v", ok, err, st)
 	}
-	if _, ok, _ := fr.RotateActive(ctx, tokens.ActiveRotation{Selector: sel, VerifierHash: rec.VerifierHash, Successor: next(0xA3), RefreshTTL: time.Hour,
-		Now: clock, Event: tokens.AuditEvent{Kind: tokens.EventRefresh}}); ok {
+	if _, ok, _ := fr.RotateActive(ctx, activeRotation(t, t0.RefreshToken, nil, now, "")); ok {
 		t.Fatal("a used token rotated again on the fast path")
 	}
 	s := f.Session(t0.SessionID)
-	if !bytes.Equal(s.Chain.ActiveSelector, FakeSelector(sel, 0xA2)) || !bytes.Equal(s.Chain.PrevSelector, sel) {
-		t.Fatal("the chain is not t0 -> A2")
+	if s.Chain.Generation != 1 || string(s.Chain.VerifierHash) != string(r.SuccessorHash) || s.RefreshCount != 1 ||
+		s.LastIP != "198.51.100.7" || s.LastUserAgent != "elsewhere" || !s.LastUsedAt.Equal(now) || s.IP != TestClient.IP {
+		t.Fatalf("the session after a fast rotation: %+v", s)
 	}
 }

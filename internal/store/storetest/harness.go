@@ -117,6 +117,9 @@ func Email() string {
 // Password is the password MustUser gives every user.
 const Password = "correct horse battery"
 
+// TestClient is the caller of the fixture's logins and refreshes.
+var TestClient = tokens.ClientInfo{UserAgent: "storetest", IP: "192.0.2.1"}
+
 // MustUser signs up a new user with roles.
 func (f *Fixture) MustUser(roles ...string) tokens.User {
 	f.T.Helper()
@@ -130,7 +133,7 @@ func (f *Fixture) MustUser(roles ...string) tokens.User {
 // MustLogin logs u in.
 func (f *Fixture) MustLogin(u tokens.User) tokens.TokenPair {
 	f.T.Helper()
-	p, err := f.Svc.Login(context.Background(), u.Email, Password, tokens.ClientInfo{UserAgent: "storetest", IP: "192.0.2.1"})
+	p, err := f.Svc.Login(context.Background(), u.Email, Password, TestClient)
 	if err != nil {
 		f.T.Fatalf("Login: %v", err)
 	}
@@ -140,7 +143,7 @@ func (f *Fixture) MustLogin(u tokens.User) tokens.TokenPair {
 // MustRefresh rotates rt and fails the test on error.
 func (f *Fixture) MustRefresh(rt string) tokens.TokenPair {
 	f.T.Helper()
-	p, err := f.Svc.Refresh(context.Background(), rt, tokens.ClientInfo{IP: "192.0.2.1"})
+	p, err := f.Svc.Refresh(context.Background(), rt, TestClient)
 	if err != nil {
 		f.T.Fatalf("Refresh: %v", err)
 	}
@@ -149,7 +152,7 @@ func (f *Fixture) MustRefresh(rt string) tokens.TokenPair {
 
 // Refresh rotates rt.
 func (f *Fixture) Refresh(rt string) (tokens.TokenPair, error) {
-	return f.Svc.Refresh(context.Background(), rt, tokens.ClientInfo{IP: "192.0.2.1"})
+	return f.Svc.Refresh(context.Background(), rt, TestClient)
 }
 
 // MustBeRefused asserts that refreshing rt fails with invalid_grant.
@@ -189,30 +192,36 @@ func (f *Fixture) Session(id uuid.UUID) tokens.Session {
 	return s
 }
 
-// Selector returns the selector of a refresh token.
-func Selector(t testing.TB, rt string) []byte {
+// Codec is the refresh codec of TestSecret.
+func Codec(t testing.TB) *tokens.RefreshCodec {
 	t.Helper()
 	c, err := tokens.NewRefreshCodec(TestSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.Parse(rt)
+	return c
+}
+
+// Parse takes a refresh token apart with TestSecret's codec.
+func Parse(t testing.TB, rt string) tokens.ParsedRefresh {
+	t.Helper()
+	p, err := Codec(t).Parse(rt)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	return p.Selector
+	return p
 }
 
-// FakeSelector returns a selector for hand-made successors of sel in store
-// tests: tag in the first byte and the second byte flipped, so it never
-// equals sel itself (a plain tag byte would, once in 256 runs) and differs
-// between tags.
-func FakeSelector(sel []byte, tag byte) []byte {
-	s := append([]byte(nil), sel...)
-	s[0] = tag
-	s[1] ^= 0xFF
-	return s
+// IsActive reports whether rt is its session's active token.
+func (f *Fixture) IsActive(rt string) bool {
+	f.T.Helper()
+	p := Parse(f.T, rt)
+	s := f.Session(p.SessionID)
+	return p.Generation == s.Chain.Generation && Codec(f.T).Matches(p, s.Chain.VerifierHash)
 }
+
+// Generation is a refresh token's generation.
+func Generation(t testing.TB, rt string) uint64 { return Parse(t, rt).Generation }
 
 // namedTest is one case of the suite.
 type namedTest struct {

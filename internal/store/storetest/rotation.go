@@ -35,7 +35,7 @@ func testChain(t *testing.T, store tokens.Store) {
 	if !s.LastUsedAt.Equal(f.Clock.Now()) {
 		t.Errorf("last_used_at = %v, want the last rotation %v", s.LastUsedAt, f.Clock.Now())
 	}
-	if !bytes.Equal(s.Chain.ActiveSelector, Selector(t, p.RefreshToken)) {
+	if !f.IsActive(p.RefreshToken) || s.RefreshCount != int64(s.Chain.Generation) {
 		t.Error("the session's active token is not the last one issued")
 	}
 }
@@ -174,31 +174,31 @@ func testTransactionBoundary(t *testing.T, store tokens.Store) {
 	f := NewFixture(t, store)
 	t0 := f.MustLogin(f.MustUser())
 	before := f.Session(t0.SessionID)
-	sel := Selector(t, t0.RefreshToken)
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err := store.Refresh(ctx, sel, func(st tokens.RefreshState) (tokens.RefreshOutcome, error) {
+	_, err := store.Refresh(ctx, tokens.TokenRef{SessionID: t0.SessionID}, func(st tokens.RefreshState) (tokens.RefreshOutcome, error) {
 		// The process "dies" after deciding and before writing: the
 		// connection is gone by the time the writes would be sent.
 		cancel()
-		succ := append([]byte(nil), st.Token.Selector...)
-		succ[0] ^= 0xFF
 		now := f.Clock.Now()
-		return tokens.RefreshOutcome{Kind: tokens.OutcomeRotate, Now: now,
-			Successor: tokens.RefreshRecord{Selector: succ, SessionID: st.Session.ID, VerifierHash: st.Token.VerifierHash,
-				ParentSelector: st.Token.Selector, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
-			Event: tokens.AuditEvent{At: now, Kind: tokens.EventRefresh}}, nil
+		next := st.Session.Chain
+		next.Generation++
+		next.VerifierHash = append([]byte(nil), next.VerifierHash...)
+		next.VerifierHash[0] ^= 0xFF
+		next.RotatedAt = now
+		return tokens.RefreshOutcome{Kind: tokens.OutcomeRotate, Now: now, Chain: next, Client: TestClient,
+			Events: []tokens.AuditEvent{{At: now, Kind: tokens.EventRefresh}}}, nil
 	})
 	if err == nil {
 		// An in-memory store cannot be interrupted mid-way; then the
 		// outcome must have been applied whole.
 		s := f.Session(t0.SessionID)
-		if bytes.Equal(s.Chain.ActiveSelector, before.Chain.ActiveSelector) {
+		if s.Chain.Generation == before.Chain.Generation {
 			t.Fatal("Refresh reported success but wrote nothing")
 		}
 		return
 	}
 	after := f.Session(t0.SessionID)
-	if !bytes.Equal(after.Chain.ActiveSelector, before.Chain.ActiveSelector) || after.Chain.PrevSelector != nil {
+	if after.Chain.Generation != before.Chain.Generation || !bytes.Equal(after.Chain.VerifierHash, before.Chain.VerifierHash) || after.RefreshCount != 0 {
 		t.Fatal("an interrupted rotation changed the session's chain")
 	}
 	// The client got no reply; its retry must rotate normally, with no

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tokens.Store) {
 		{"clients: a client revocation denies the client's current token family", testClientRevocationDeniesTheCurrentFamily},
 		// audit and purge
 		{"audit: events of logins, refreshes and revocations", testAudit},
+		{"audit: a rotation from another address or user agent writes session_moved; every refresh only when asked", testAuditSessionMoved},
 		{"purge: expired sessions and denylist entries go", testPurge},
 	}
 	for _, tc := range tests {
