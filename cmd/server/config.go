@@ -29,6 +29,7 @@ type Config struct {
 	SessionMaxLifetime time.Duration
 	ReuseGrace         time.Duration
 	AuditRetention     time.Duration
+	AuditEveryRefresh  bool
 	MaxSessions        int
 	DefaultClientID    string
 	ClientsFile        string
@@ -98,6 +99,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		SessionMaxLifetime: dur("SESSION_MAX_LIFETIME", "720h", time.Minute),
 		ReuseGrace:         dur("REFRESH_REUSE_GRACE", "10s", 0),
 		AuditRetention:     dur("AUDIT_RETENTION", "2160h", time.Hour),
+		AuditEveryRefresh:  boolean("AUDIT_EVERY_REFRESH", false),
 		DefaultClientID:    str("DEFAULT_CLIENT_ID", tokens.DefaultClientID),
 		ClientsFile:        getenv("CLIENTS_FILE"),
 		SignupEnabled:      boolean("SIGNUP_ENABLED", true),
@@ -243,7 +245,7 @@ func (c Config) serviceConfig(keys *tokens.KeySet, secret []byte) tokens.Config 
 	return tokens.Config{
 		Issuer: c.Issuer, Audience: c.Audience,
 		AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL, SessionMaxLifetime: c.SessionMaxLifetime,
-		ReuseGrace: c.ReuseGrace, AuditRetention: c.AuditRetention, MaxSessionsPerUser: c.MaxSessions,
+		ReuseGrace: c.ReuseGrace, AuditRetention: c.AuditRetention, AuditEveryRefresh: c.AuditEveryRefresh, MaxSessionsPerUser: c.MaxSessions,
 		DefaultClientID: c.DefaultClientID, DefaultOrigins: c.CORSAllowedOrigins,
 		Keys: keys, TokenSecret: secret,
 	}

@@ -46,7 +46,8 @@ const usage = `usage:
   server keygen [ed25519|es256|secret] print a fresh PKCS#8 key for JWT_KEYS, or a secret for TOKEN_SECRET/JWT_SECRET
   server keygen [kind] --out FILE      write it to FILE (mode 0600) unless FILE exists
   server healthcheck                   exit 0 if GET /readyz on HTTP_ADDR answers 200 (for container healthchecks)
-  server clients list|create|update|rotate-secret|delete|apply   manage OAuth clients (DATABASE_URL)`
+  server clients list|create|update|rotate-secret|delete|apply   manage OAuth clients (DATABASE_URL)
+  server legacy-tokens status|drop     v1 refresh tokens (from before rotation v2) still live; drop their table once none is (DATABASE_URL)`
 
 // run is the whole program; main only wires the process to it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -81,6 +82,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return healthcheck(ctx, getenv)
 	case "clients":
 		return clientsCommand(ctx, getenv, args[2:], stdout)
+	case "legacy-tokens":
+		if len(args) != 3 || (args[2] != "status" && args[2] != "drop") {
+			return errors.New(usage)
+		}
+		return legacyTokens(ctx, getenv, args[2], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -170,6 +176,41 @@ func migrate(ctx context.Context, getenv func(string) string, dir string, stdout
 	}
 	if dir != "status" {
 		fmt.Fprintf(stdout, "migrate %s: done\n", dir)
+	}
+	return nil
+}
+
+// legacyTokens reports on v1 refresh tokens, or drops their table once none
+// is live (docs/operations.md, "Upgrading to rotation v2").
+func legacyTokens(ctx context.Context, getenv func(string) string, what string, stdout io.Writer) error {
+	url := getenv("DATABASE_URL")
+	if url == "" {
+		return errors.New("DATABASE_URL: required for legacy-tokens")
+	}
+	st, err := postgres.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	if what == "drop" {
+		if err := st.DropLegacyTokens(ctx, now); err != nil {
+			return fmt.Errorf("legacy-tokens drop: %w", err)
+		}
+		fmt.Fprintln(stdout, "legacy-tokens drop: refresh_tokens is gone")
+		return nil
+	}
+	s, err := st.LegacyTokens(ctx, now)
+	switch {
+	case err != nil:
+		return fmt.Errorf("legacy-tokens status: %w", err)
+	case !s.Present:
+		fmt.Fprintln(stdout, "refresh_tokens: dropped; no v1 token is known")
+	case s.Live == 0:
+		fmt.Fprintf(stdout, "refresh_tokens: %d rows, no live v1 token: `server legacy-tokens drop` may run\n", s.Rows)
+	default:
+		fmt.Fprintf(stdout, "refresh_tokens: %d rows, %d live v1 tokens, the last expiring at %s\n",
+			s.Rows, s.Live, s.LastExpiry.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -217,13 +217,13 @@ func countEarly(falses []falseReuse) int {
 // or in what any browser was told.
 func checkOneSuccessor(sim simFacts, db dbFacts) verdict {
 	v := verdict{name: "2. never two successors of one token"}
-	for _, d := range db.dupParents {
-		v.violations = append(v.violations, fmt.Sprintf("session %s: a token with %d successors in refresh_tokens", d.sessionID, d.children))
+	for _, d := range db.mismatches {
+		v.violations = append(v.violations, fmt.Sprintf("session %s: generation %d after %d rotations", d.sessionID, d.generation, d.rotations))
 	}
 	v.violations = append(v.violations, sim.twoSuccessors.samples...)
-	v.pass = len(db.dupParents) == 0 && sim.twoSuccessors.n == 0
-	v.detail = fmt.Sprintf("%d parent_selector values on two rows among %d tokens; %d tokens answered with two successors",
-		len(db.dupParents), db.tokens, sim.twoSuccessors.n)
+	v.pass = len(db.mismatches) == 0 && sim.twoSuccessors.n == 0
+	v.detail = fmt.Sprintf("%d sessions whose generation is not their rotation count, among %d rotations; %d tokens answered with two successors",
+		len(db.mismatches), db.rotations, sim.twoSuccessors.n)
 	return v
 }
 

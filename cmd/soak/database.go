@@ -41,16 +41,19 @@ type dbSession struct {
 }
 
 // dupParent is a refresh token with more than one successor.
-type dupParent struct {
-	sessionID string
-	children  int
+// countMismatch is a session whose generation is not its number of
+// rotations: a rotation doubled or lost (a v2 session holds one token hash,
+// so a branch would show up here).
+type countMismatch struct {
+	sessionID             string
+	generation, rotations int64
 }
 
 // dbFacts is what the checks read from the database after the run.
 type dbFacts struct {
 	sessions   map[string]dbSession
-	dupParents []dupParent
-	tokens     int
+	mismatches []countMismatch
+	rotations  int64
 }
 
 // readDatabase reads the facts the invariants need over one connection.
@@ -95,24 +98,23 @@ func readDatabase(ctx context.Context, databaseURL string) (dbFacts, error) {
 		return f, fmt.Errorf("read sessions: %w", err)
 	}
 
-	rows, err = conn.Query(ctx, `SELECT min(session_id::text), count(*) FROM refresh_tokens
-		WHERE parent_selector IS NOT NULL GROUP BY parent_selector HAVING count(*) > 1`)
+	rows, err = conn.Query(ctx, `SELECT id::text, generation, refresh_count FROM sessions WHERE generation <> refresh_count`)
 	if err != nil {
-		return f, fmt.Errorf("read refresh_tokens: %w", err)
+		return f, fmt.Errorf("read session generations: %w", err)
 	}
 	for rows.Next() {
-		var d dupParent
-		if err := rows.Scan(&d.sessionID, &d.children); err != nil {
+		var d countMismatch
+		if err := rows.Scan(&d.sessionID, &d.generation, &d.rotations); err != nil {
 			rows.Close()
-			return f, fmt.Errorf("read refresh_tokens: %w", err)
+			return f, fmt.Errorf("read session generations: %w", err)
 		}
-		f.dupParents = append(f.dupParents, d)
+		f.mismatches = append(f.mismatches, d)
 	}
 	if err := rows.Err(); err != nil {
-		return f, fmt.Errorf("read refresh_tokens: %w", err)
+		return f, fmt.Errorf("read session generations: %w", err)
 	}
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM refresh_tokens`).Scan(&f.tokens); err != nil {
-		return f, fmt.Errorf("count refresh_tokens: %w", err)
+	if err := conn.QueryRow(ctx, `SELECT coalesce(sum(refresh_count), 0) FROM sessions`).Scan(&f.rotations); err != nil {
+		return f, fmt.Errorf("count rotations: %w", err)
 	}
 	return f, nil
 }

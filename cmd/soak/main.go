@@ -17,7 +17,7 @@
 // and retried with the same token inside the grace window. Logouts,
 // password changes and admin revocations race the refreshes, and a few
 // sessions are deliberately attacked with a token two rotations old. The
-// checks that follow read the sessions and refresh_tokens tables and ask
+// checks that follow read the sessions table and ask
 // both instances about every session that ended; see checks.go.
 //
 // The browsers never cause reuse themselves, so every reuse revocation but

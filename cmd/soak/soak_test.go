@@ -28,7 +28,7 @@ func cleanFacts() (simFacts, dbFacts) {
 			"alive":    {rotatedAt: t0},
 			"admin":    {},
 		},
-		tokens: 10,
+		rotations: 10,
 	}
 	return sim, db
 }
@@ -74,7 +74,7 @@ func TestEvaluateFindsFalseReuse(t *testing.T) {
 func TestEvaluateFindsMissedAttackAndOtherBreakage(t *testing.T) {
 	sim, db := cleanFacts()
 	db.sessions["attacked"] = dbSession{reason: "logout"}
-	db.dupParents = []dupParent{{sessionID: "out", children: 2}}
+	db.mismatches = []countMismatch{{sessionID: "out", generation: 3, rotations: 2}}
 	sim.retryMismatch = 1
 	sim.late = problems{n: 1, samples: []string{"late"}}
 	sim.fiveXX = problems{n: 1, samples: []string{"500"}}

@@ -503,16 +503,27 @@ func (c *contractTour) stepAdmin(t *testing.T) {
 	c.e.do(t, c.base, ctCall{method: "GET", path: "/me", token: carolS.AccessToken, status: 401, code: "invalid_token"})
 	c.e.do(t, c.base, ctCall{method: "POST", path: "/token", body: ctObj{"username": carol, "password": ctPW}, status: 400, code: "invalid_grant"})
 
+	// A rotation from another user agent than the login's is audited as
+	// session_moved; ordinary rotations are not audited.
+	const dave = "dave@example.test"
+	c.e.do(t, c.base, ctCall{method: "POST", path: "/users", body: ctObj{"email": dave, "password": ctPW}, status: 201})
+	daveS := c.e.login(t, c.base, dave, ctPW)
+	c.e.do(t, c.base, ctCall{method: "POST", path: "/refresh", body: ctObj{"refresh_token": daveS.RefreshToken},
+		header: map[string]string{"User-Agent": "dave's other device"}, status: 200})
+
 	var events []map[string]any
 	c.e.do(t, c.base, ctCall{method: "GET", path: "/admin/audit", token: at, status: 200}).decode(t, &events)
 	kinds := map[string]bool{}
 	for _, ev := range events {
 		kinds[ev["kind"].(string)] = true
 	}
-	for _, k := range []string{"login", "login_failed", "refresh", "reuse_detected", "logout", "revoked", "password_changed", "user_disabled"} {
+	for _, k := range []string{"login", "login_failed", "session_moved", "reuse_detected", "logout", "revoked", "password_changed", "user_disabled"} {
 		if !kinds[k] {
 			t.Errorf("audit has no %q event; kinds seen: %v", k, kinds)
 		}
+	}
+	if kinds["refresh"] {
+		t.Errorf("an ordinary refresh was audited (AUDIT_EVERY_REFRESH is off)")
 	}
 	c.e.do(t, c.base, ctCall{method: "GET", path: "/admin/audit?user_id=" + c.aliceID + "&limit=5", token: at, status: 200}).decode(t, &events)
 	if len(events) == 0 || len(events) > 5 {

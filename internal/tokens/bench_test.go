@@ -40,11 +40,27 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
-func BenchmarkRefreshNew(b *testing.B) {
+// BenchmarkRefreshFirst is a login's token: a random secret, its hash and
+// the tag.
+func BenchmarkRefreshFirst(b *testing.B) {
 	c := newCodec(b, secretA)
+	sid := uuid.New()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.New(); err != nil {
+		if _, err := c.First(sid, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRefreshParse is the check every presented token gets before
+// anything is looked up: decoding and the tag.
+func BenchmarkRefreshParse(b *testing.B) {
+	c := newCodec(b, secretA)
+	tok := newRefresh(b, c).Token
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Parse(tok); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -53,14 +69,26 @@ func BenchmarkRefreshNew(b *testing.B) {
 func BenchmarkRefreshMatches(b *testing.B) {
 	c := newCodec(b, secretA)
 	r := newRefresh(b, c)
-	p, err := c.Parse(r.Token)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := mustParse(b, c, r.Token)
 	b.ReportAllocs()
 	for b.Loop() {
 		if !c.Matches(p, r.VerifierHash) {
 			b.Fatal("no match")
+		}
+	}
+}
+
+// BenchmarkRefreshSuccessor is the codec's share of a rotation: the
+// successor's secret and hash, then the successor itself.
+func BenchmarkRefreshSuccessor(b *testing.B) {
+	c := newCodec(b, secretA)
+	r := newRefresh(b, c)
+	p := mustParse(b, c, r.Token)
+	b.ReportAllocs()
+	for b.Loop() {
+		s := c.SuccessorSecret(p)
+		if next := c.Mint(p.SessionID, p.Generation+1, t0, s); len(next.Token) != tokens.RefreshTokenLen {
+			b.Fatal("bad successor")
 		}
 	}
 }

@@ -158,7 +158,11 @@ func (s *Store) RevocationFeed(ctx context.Context, c tokens.FeedCursor, now tim
 func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	// A batch of sessions, then their tokens, as two statements of one
+	var legacy bool // refresh_tokens is still there (server legacy-tokens drop)
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('refresh_tokens') IS NOT NULL`).Scan(&legacy); err != nil {
+		return 0, wrap(err)
+	}
+	// A batch of sessions, then their v1 tokens, as two statements of one
 	// transaction: the second statement takes a fresh snapshot, so it also
 	// sees a successor a rotation committed while the first waited for a
 	// row, and once the sessions are deleted under our locks no rotation can
@@ -181,7 +185,7 @@ func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int
 	if err != nil {
 		return 0, wrap(err)
 	}
-	if len(ids) > 0 {
+	if len(ids) > 0 && legacy {
 		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE session_id = ANY($1)`, ids); err != nil {
 			return 0, wrap(err)
 		}
@@ -192,14 +196,16 @@ func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int
 	n := len(ids)
 	// Expired tokens of live sessions: presenting one is refused the same
 	// way whether it is stored or not (SPEC §2.5), so it can go.
-	tag, err := s.pool.Exec(ctx, `
-		DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY(
-			SELECT ctid FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2))`, now, batch)
-	if err != nil {
-		return n, wrap(err)
+	if legacy {
+		tag, err := s.pool.Exec(ctx, `
+			DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY(
+				SELECT ctid FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2))`, now, batch)
+		if err != nil && !legacyTableGone(err) {
+			return n, wrap(err)
+		}
+		n += int(tag.RowsAffected())
 	}
-	n += int(tag.RowsAffected())
-	tag, err = s.pool.Exec(ctx, `
+	tag, err := s.pool.Exec(ctx, `
 		DELETE FROM revocations WHERE id IN (
 			SELECT id FROM revocations WHERE until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 		now, batch)

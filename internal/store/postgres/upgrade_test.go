@@ -405,6 +405,37 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		t.Errorf("the listed v5 session after two rotations: generation %d (token %d), count %d, last %q %q",
 			old.Chain.Generation, g, old.RefreshCount, old.LastIP, old.LastUserAgent)
 	}
+	// refresh_tokens stays while a v1 token is live, then goes by command;
+	// a v1 token presented after that is unknown, and the purge carries on.
+	if ls, err := st.LegacyTokens(ctx, time.Now()); err != nil || !ls.Present || ls.Live == 0 || ls.Rows != int64(rowsBefore) {
+		t.Fatalf("legacy status with live v1 rows: %+v %v", ls, err)
+	}
+	if err := st.DropLegacyTokens(ctx, time.Now()); !errors.Is(err, postgres.ErrLegacyLive) {
+		t.Fatalf("dropping refresh_tokens while v1 tokens are live: %v", err)
+	}
+	exec(`UPDATE refresh_tokens SET expires_at = $1`, time.Now().Add(-time.Minute))
+	if ls, err := st.LegacyTokens(ctx, time.Now()); err != nil || ls.Live != 0 {
+		t.Fatalf("legacy status once every v1 token expired: %+v %v", ls, err)
+	}
+	if err := st.DropLegacyTokens(ctx, time.Now()); err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+	if err := st.DropLegacyTokens(ctx, time.Now()); err != nil {
+		t.Fatalf("a second drop: %v", err)
+	}
+	if ls, err := st.LegacyTokens(ctx, time.Now()); err != nil || ls.Present {
+		t.Fatalf("legacy status after the drop: %+v %v", ls, err)
+	}
+	if _, err := svc.Refresh(ctx, fresh.tokens[0].Token, info); !errors.Is(err, tokens.ErrInvalidGrant) || tokens.IsReuse(err) {
+		t.Errorf("a v1 token after the drop: %v, want unknown", err)
+	}
+	if _, err := svc.Purge(ctx, 100); err != nil {
+		t.Errorf("purge after the drop: %v", err)
+	}
+	if _, err := svc.Refresh(ctx, next.RefreshToken, info); err != nil {
+		t.Errorf("a v2 session after the drop: %v", err)
+	}
+
 	// The upgraded database lists the default client.
 	cs, err := svc.Clients(ctx)
 	if err != nil {
