@@ -83,6 +83,8 @@ func TestDecide(t *testing.T) {
 		}), 0, tokens.RefusalTokenExpired},
 		{"§2.3 strict mode: the predecessor is reuse at once", strict, presentPrev, tokens.VerdictReuse, nil},
 		{"§2.3 strict mode: the predecessor at the instant of its rotation is reuse", strict, then(presentPrev, now(0)), tokens.VerdictReuse, nil},
+		{"§2.3 strict mode: no window, so a clock behind the rotation's is no replay", strict, then(presentPrev, now(-time.Millisecond)), tokens.VerdictReuse, nil},
+		{"§2.3 strict mode: no window, so no clock is too far behind", strict, then(presentPrev, now(-time.Hour)), tokens.VerdictReuse, nil},
 		{"§2.8 only the immediate predecessor: an older ancestor inside the window is reuse", withGrace, presentAncestor, tokens.VerdictReuse, nil},
 		{"§2.8 an older ancestor at the instant of the rotation is reuse", withGrace, then(presentAncestor, now(0)), tokens.VerdictReuse, nil},
 

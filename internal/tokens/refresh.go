@@ -159,10 +159,12 @@ func (c *RefreshCodec) Parse(token string) (ParsedRefresh, error) {
 	if err != nil {
 		return ParsedRefresh{}, errUnknownToken
 	}
+	// The decoder skips CR and LF, so the decoded length alone does not
+	// pin the spelling: each kind must also have its own text length.
 	switch {
-	case len(raw) == legacyRawLen:
+	case len(raw) == legacyRawLen && len(token) == LegacyRefreshTokenLen:
 		return ParsedRefresh{Raw: raw, Legacy: true, Selector: raw[:legacySelLen], secret: raw[legacySelLen:]}, nil
-	case len(raw) != v2RawLen || raw[0] != formatV2:
+	case len(raw) != v2RawLen || len(token) != RefreshTokenLen || raw[0] != formatV2:
 		return ParsedRefresh{}, errUnknownToken
 	}
 	body := raw[:v2RawLen-tagLen]
@@ -217,13 +219,13 @@ func (c *RefreshCodec) Check(p ParsedRefresh, succ Secret, st RefreshState, refr
 			legacy := c.LegacySuccessor(p)
 			chk.Predecessor = ch.PrevSelector != nil && bytes.Equal(p.Selector, ch.PrevSelector) &&
 				bytes.Equal(legacy.Selector, ch.ActiveSelector)
-			return chk, legacy.Token
+			return chk, replayToken(chk, func() string { return legacy.Token })
 		}
 		// The session moved to v2 when a v1 token rotated into generation 1:
 		// that v1 token is the predecessor.
 		chk.Predecessor = ch.Generation == 1 && bytes.Equal(p.Selector, ch.PrevSelector) &&
 			subtle.ConstantTimeCompare(succ.Hash, ch.VerifierHash) == 1
-		return chk, c.Mint(sess.ID, ch.Generation, ch.RotatedAt, succ).Token
+		return chk, replayToken(chk, func() string { return c.Mint(sess.ID, ch.Generation, ch.RotatedAt, succ).Token })
 	}
 	if ch.VerifierHash == nil || p.SessionID != sess.ID || p.Generation > ch.Generation {
 		return TokenCheck{}, "" // never minted for this state: forged with the key, or another store's
@@ -238,5 +240,14 @@ func (c *RefreshCodec) Check(p ParsedRefresh, succ Secret, st RefreshState, refr
 			subtle.ConstantTimeCompare(succ.Hash, ch.VerifierHash) == 1,
 		ExpiresAt: minTime(p.IssuedAt.Add(refreshTTL), sess.ExpiresAt),
 	}
-	return chk, c.Mint(sess.ID, ch.Generation, ch.RotatedAt, succ).Token
+	return chk, replayToken(chk, func() string { return c.Mint(sess.ID, ch.Generation, ch.RotatedAt, succ).Token })
+}
+
+// replayToken is the token a grace replay answers: the active token,
+// derived again, for the predecessor only.
+func replayToken(chk TokenCheck, active func() string) string {
+	if !chk.Predecessor {
+		return ""
+	}
+	return active()
 }
