@@ -29,7 +29,13 @@ ALTER TABLE sessions
 
 -- +goose Down
 -- v2 sessions have no refresh_tokens rows: they cannot go back and are
--- deleted (their users sign in again).
+-- deleted (their users sign in again). Their access tokens are denylisted
+-- first, for a day (longer than any ACCESS_TOKEN_TTL in use), so that none
+-- outlives its session.
+INSERT INTO revocations (kind, subject, until, created_at)
+SELECT 'session', id, now() + interval '1 day', now() FROM sessions
+WHERE active_selector IS NULL AND revoked_at IS NULL AND expires_at > now()
+ON CONFLICT (kind, subject) DO NOTHING;
 DELETE FROM sessions WHERE active_selector IS NULL;
 ALTER TABLE sessions
     DROP COLUMN last_user_agent,

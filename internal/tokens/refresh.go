@@ -231,7 +231,10 @@ func (c *RefreshCodec) Check(p ParsedRefresh, succ Secret, st RefreshState, refr
 		return TokenCheck{}, "" // never minted for this state: forged with the key, or another store's
 	}
 	if p.Generation == ch.Generation {
-		active := c.Matches(p, ch.VerifierHash)
+		// The active token's issue time is the last rotation's instant: one
+		// minted with the key and a secret derived from its predecessor
+		// must also hit that microsecond.
+		active := c.Matches(p, ch.VerifierHash) && p.IssuedAt.Equal(ch.RotatedAt)
 		return TokenCheck{Authentic: active, Active: active, ExpiresAt: ch.ActiveExpiresAt}, ""
 	}
 	chk := TokenCheck{

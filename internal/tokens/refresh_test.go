@@ -399,6 +399,9 @@ func TestRefreshParseRejects(t *testing.T) {
 	}
 	for name, tok := range cases {
 		if tok == good {
+			if name == "v2 body in standard b64" {
+				continue // no '-' or '_' in this token (about 3 % of tokens): both alphabets spell it alike
+			}
 			t.Fatalf("%s: case equals the valid token", name)
 		}
 		_, err := c.Parse(tok)
@@ -672,6 +675,7 @@ func TestRefreshCheck(t *testing.T) {
 	sameGenOther := c.Mint(sid, 2, r2, stray) // generation 2, a secret not derived from tok1
 	ahead := c.Mint(sid, 3, r2.Add(time.Second), c.SuccessorSecret(p2))
 	otherSession := c.Mint(uuid.New(), 2, r2, c.SuccessorSecret(p1)) // tok2's secret, another session
+	_ = p2
 
 	// A v1 session (no rotation since the upgrade): A rotated into B, the
 	// v1 way; Z is A's parent.
@@ -718,6 +722,8 @@ func TestRefreshCheck(t *testing.T) {
 		{"v2: the active generation, another secret (a second First)", otherFirst.Token, loginState(), notAuthentic},
 		{"v2: the active generation, a secret not derived from the predecessor", sameGenOther.Token, v2State(), notAuthentic},
 		{"v2: a later generation than the session's", ahead.Token, v2State(), notAuthentic},
+		{"v2: the active secret with another issue time (the key and the predecessor are not enough)",
+			c.Mint(sid, 2, r2.Add(time.Microsecond), c.SuccessorSecret(p1)).Token, v2State(), notAuthentic},
 		{"v2: another session's token", otherSession.Token, v2State(), notAuthentic},
 		{"v2: the predecessor (generation − 1) replays the active token", tok1.Token, v2State(),
 			want{tokens.TokenCheck{Authentic: true, Predecessor: true, ExpiresAt: r1.Add(ttl)}, tok2.Token}},

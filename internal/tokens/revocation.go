@@ -125,7 +125,7 @@ var errDifferentUsers = grantError{"the tokens belong to different users"}
 // forged, expired and revoked tokens are refused (ErrInvalidGrant) and change
 // nothing.
 func (s *Service) endByRefresh(ctx context.Context, c Client, token string, client ClientInfo, end func(Session) (*SessionRevocation, error)) (Session, error) {
-	p, err := s.codec.Parse(token)
+	p, err := s.parse(token)
 	if err != nil {
 		return Session{}, err
 	}

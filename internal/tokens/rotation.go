@@ -30,7 +30,7 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	if !c.Allows(GrantRefreshToken) {
 		return TokenPair{}, errGrantNotAllowed
 	}
-	p, err := s.codec.Parse(token) // a forged v2 token ends here: nothing is looked up
+	p, err := s.parse(token) // a forged v2 token ends here: nothing is looked up
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -41,9 +41,10 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	// on its row, for stores that offer one.
 	if fr, ok := s.store.(FastRotator); ok && !p.Legacy {
 		st, ok, err := fr.RotateActive(ctx, ActiveRotation{
-			SessionID: p.SessionID, Generation: p.Generation, VerifierHash: s.codec.VerifierHash(p),
+			SessionID: p.SessionID, Generation: p.Generation, IssuedAt: p.IssuedAt, VerifierHash: s.codec.VerifierHash(p),
 			SuccessorHash: succ.Hash, RefreshTTL: s.cfg.RefreshTTL, Now: s.nowUTC,
-			ClientID: s.storedClientID(c), Client: client, EveryRefresh: s.cfg.AuditEveryRefresh,
+			ClientID: s.storedClientID(c), DefaultClientID: s.cfg.DefaultClientID,
+			Client: client, EveryRefresh: s.cfg.AuditEveryRefresh,
 		})
 		if err != nil {
 			return TokenPair{}, err
@@ -97,6 +98,20 @@ func (s *Service) RefreshClient(ctx context.Context, c Client, token string, cli
 	// Rotated here, or a grace replay: either way the session's active
 	// token is now next.
 	return s.pair(st.User, c, st.Session.ID, st.Session.ExpiresAt, next, st.Session.Chain.ActiveExpiresAt, now)
+}
+
+// parse takes a presented refresh token apart: a v2 token whose tag fails,
+// and a v1-shaped token when the store can hold none, are unknown before any
+// lookup.
+func (s *Service) parse(token string) (ParsedRefresh, error) {
+	p, err := s.codec.Parse(token)
+	if err != nil {
+		return ParsedRefresh{}, err
+	}
+	if ls, ok := s.store.(LegacyStore); ok && p.Legacy && !ls.HasLegacyTokens() {
+		return ParsedRefresh{}, errUnknownToken
+	}
+	return p, nil
 }
 
 // ref names the session of a parsed token.

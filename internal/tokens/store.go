@@ -67,6 +67,9 @@ type RefreshOutcome struct {
 type ActiveRotation struct {
 	SessionID  uuid.UUID
 	Generation uint64 // the presented token's
+	// IssuedAt is the presented token's issue time: the active token's is
+	// the session's last rotation (or login), to the microsecond.
+	IssuedAt time.Time
 	// VerifierHash is the keyed hash of the presented secret.
 	VerifierHash []byte
 	// SuccessorHash is the keyed hash of the successor's secret: the new
@@ -79,8 +82,10 @@ type ActiveRotation struct {
 	// check and every time it writes.
 	Now func() time.Time
 	// ClientID is the presenting client ("" for the default client): the
-	// session must have been issued to it.
-	ClientID string
+	// session must have been issued to it. For the default client, a
+	// session stored under DefaultClientID is its too.
+	ClientID        string
+	DefaultClientID string
 	// Client is the caller: it becomes the session's last caller; if its
 	// address or user agent differs from the previous one an
 	// EventSessionMoved is written.
@@ -297,7 +302,8 @@ type FastRotator interface {
 	// refusals, and a rotation the fast path declined). Atomically, holding
 	// the same session lock as Refresh: if session r.SessionID is at
 	// r.Generation with the stored verifier hash equal to r.VerifierHash
-	// (compared in constant time), it and its active token are unexpired at
+	// (compared in constant time) and its last rotation at r.IssuedAt, it
+	// and its active token are unexpired at
 	// now, it was issued to r.ClientID, it is not revoked and its user not
 	// disabled, it rotates exactly as OutcomeRotate does (Generation+1,
 	// SuccessorHash, ActiveExpiresAt now+RefreshTTL capped at the
@@ -314,6 +320,14 @@ type FastRotator interface {
 	// sessions (as Service.UpdateUser does, in the same transaction) for it
 	// to stop a rotation.
 	RotateActive(ctx context.Context, r ActiveRotation) (RefreshState, bool, error)
+}
+
+// LegacyStore is an optional capability of a Store: whether it may still
+// hold v1 refresh tokens (rows from before rotation v2). A store that says
+// false is not asked about a v1-shaped token at all, so a flood of random
+// ones costs no query. Without it, v1 tokens are looked up.
+type LegacyStore interface {
+	HasLegacyTokens() bool
 }
 
 // ClientUpdate changes a client and, in the same transaction, may revoke

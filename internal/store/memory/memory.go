@@ -158,6 +158,10 @@ func (s *Store) CreateSession(_ context.Context, ns tokens.NewSession) (tokens.U
 	return u, revs, nil
 }
 
+// HasLegacyTokens implements tokens.LegacyStore: the memory store never
+// held a v1 token.
+func (s *Store) HasLegacyTokens() bool { return false }
+
 // Refresh implements tokens.Store. The memory store never held a v1
 // token: a reference by selector is not found.
 func (s *Store) Refresh(_ context.Context, ref tokens.TokenRef, decide func(tokens.RefreshState) (tokens.RefreshOutcome, error)) ([]tokens.Revocation, error) {

@@ -162,17 +162,11 @@ func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int
 	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('refresh_tokens') IS NOT NULL`).Scan(&legacy); err != nil {
 		return 0, wrap(err)
 	}
-	// A batch of sessions, then their v1 tokens, as two statements of one
-	// transaction: the second statement takes a fresh snapshot, so it also
-	// sees a successor a rotation committed while the first waited for a
-	// row, and once the sessions are deleted under our locks no rotation can
-	// add another (refresh_tokens has no foreign key to cascade).
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, wrap(err)
-	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after Commit
-	rows, err := tx.Query(ctx, `
+	// A batch of sessions, then their v1 token rows (refresh_tokens has no
+	// foreign key to cascade; since rotation v2 no rotation adds a row, so
+	// the second statement needs no shared transaction, and tolerates a
+	// concurrent `server legacy-tokens drop`).
+	rows, err := s.pool.Query(ctx, `
 		DELETE FROM sessions WHERE id IN (
 			SELECT id FROM sessions
 			WHERE expires_at <= $1 OR revoked_at <= $2
@@ -185,15 +179,12 @@ func (s *Store) Purge(ctx context.Context, now, auditBefore time.Time, batch int
 	if err != nil {
 		return 0, wrap(err)
 	}
+	n := len(ids)
 	if len(ids) > 0 && legacy {
-		if _, err := tx.Exec(ctx, `DELETE FROM refresh_tokens WHERE session_id = ANY($1)`, ids); err != nil {
-			return 0, wrap(err)
+		if _, err := s.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE session_id = ANY($1)`, ids); err != nil && !legacyTableGone(err) {
+			return n, wrap(err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, wrap(err)
-	}
-	n := len(ids)
 	// Expired tokens of live sessions: presenting one is refused the same
 	// way whether it is stored or not (SPEC §2.5), so it can go.
 	if legacy {

@@ -43,7 +43,7 @@ func TestFastPathReadsTheClockAfterThePoolWait(t *testing.T) {
 	go func() {
 		codec := storetest.Codec(t)
 		p := storetest.Parse(t, t0.RefreshToken)
-		_, ok, err := s.RotateActive(ctx, tokens.ActiveRotation{SessionID: p.SessionID, Generation: p.Generation,
+		_, ok, err := s.RotateActive(ctx, tokens.ActiveRotation{SessionID: p.SessionID, Generation: p.Generation, IssuedAt: p.IssuedAt,
 			VerifierHash: codec.VerifierHash(p), SuccessorHash: codec.SuccessorSecret(p).Hash, RefreshTTL: time.Hour,
 			Now: func() time.Time {
 				read.Store(time.Now().UnixNano())

@@ -51,6 +51,14 @@ func (s *Store) LegacyTokens(ctx context.Context, now time.Time) (LegacyStatus, 
 // ErrLegacyLive refuses to drop refresh_tokens while a v1 token is live.
 var ErrLegacyLive = errors.New("v1 refresh tokens are still live")
 
+// ErrNotUpgraded refuses to drop refresh_tokens from a database that is not
+// at rotation v2 (migration 00008) or later: a release before v2 still
+// writes a row per token there.
+var ErrNotUpgraded = errors.New("the database is not at migration 00008 (rotation v2) or later; run `server migrate up` with this release first")
+
+// v2Version is the migration that introduced rotation v2.
+const v2Version = 8
+
 // DropLegacyTokens drops refresh_tokens if no v1 token is live at now
 // (ErrLegacyLive otherwise), in one transaction that holds the table
 // against every reader while it checks: a v1 token presented afterwards is
@@ -62,6 +70,14 @@ func (s *Store) DropLegacyTokens(ctx context.Context, now time.Time) error {
 		return wrap(err)
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after Commit
+	var version int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT version_id FROM goose_db_version ORDER BY id DESC LIMIT 1), 0)`).
+		Scan(&version); err != nil {
+		return fmt.Errorf("%w (%v)", ErrNotUpgraded, wrap(err))
+	}
+	if version < v2Version {
+		return ErrNotUpgraded
+	}
 	var present bool
 	if err := tx.QueryRow(ctx, `SELECT to_regclass('refresh_tokens') IS NOT NULL`).Scan(&present); err != nil || !present {
 		return wrap(err)
@@ -80,5 +96,9 @@ func (s *Store) DropLegacyTokens(ctx context.Context, now time.Time) error {
 	if _, err := tx.Exec(ctx, `DROP TABLE refresh_tokens`); err != nil {
 		return wrap(err)
 	}
-	return wrap(tx.Commit(ctx))
+	if err := tx.Commit(ctx); err != nil {
+		return wrap(err)
+	}
+	s.legacyGone.Store(true)
+	return nil
 }

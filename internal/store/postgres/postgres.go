@@ -36,7 +36,15 @@ type Store struct {
 	current atomic.Bool
 	// opTimeout bounds every store call (OpTimeout unless SetOpTimeout).
 	opTimeout time.Duration
+	// legacyGone is set once refresh_tokens is known to be dropped (by
+	// `server legacy-tokens drop`, here or on another instance): v1 tokens
+	// are then refused without a query (HasLegacyTokens).
+	legacyGone atomic.Bool
 }
+
+// HasLegacyTokens implements tokens.LegacyStore: false once refresh_tokens
+// is known to be gone, so that a v1-shaped token costs no transaction.
+func (s *Store) HasLegacyTokens() bool { return !s.legacyGone.Load() }
 
 // OpTimeout is the default deadline of one store call, pool wait included. A
 // connection that freezes without closing (a dead peer, a silent network

@@ -172,8 +172,9 @@ const sqlRotateActive = `
 		       u.email, u.roles, u.created_at AS user_created
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = $1 AND s.generation = $2 AND s.revoked_at IS NULL
-		  AND s.expires_at > $3 AND s.active_expires_at > $3 AND coalesce(s.rotated_at, s.created_at) <= $3
-		  AND coalesce(s.client_id, '') = $7 AND NOT u.disabled
+		  AND s.expires_at > $3 AND s.active_expires_at > $3 AND s.rotated_at <= $3
+		  AND s.rotated_at = $13
+		  AND (coalesce(s.client_id, '') = $7 OR ($7 = '' AND s.client_id = $14)) AND NOT u.disabled
 		  AND octet_length(s.verifier_hash) = 32 AND octet_length($5::bytea) = 32
 		  AND bit_count(('x' || encode(s.verifier_hash, 'hex'))::bit(256)
 		              # ('x' || encode($5::bytea, 'hex'))::bit(256)) = 0
@@ -219,7 +220,7 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	var gen int64
 	err = conn.QueryRow(ctx, sqlRotateActive, r.SessionID, int64(r.Generation), now, now.Add(r.RefreshTTL),
 		r.VerifierHash, r.SuccessorHash, r.ClientID, r.Client.IP, r.Client.UserAgent, r.EveryRefresh,
-		tokens.EventRefresh, tokens.EventSessionMoved).Scan(&sess.UserID, &sess.CreatedAt, &sess.ExpiresAt,
+		tokens.EventRefresh, tokens.EventSessionMoved, r.IssuedAt, r.DefaultClientID).Scan(&sess.UserID, &sess.CreatedAt, &sess.ExpiresAt,
 		&sess.Chain.ActiveExpiresAt, &gen, &sess.RefreshCount, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tokens.RefreshState{}, false, nil
@@ -227,7 +228,7 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	if err != nil {
 		return tokens.RefreshState{}, false, wrap(err)
 	}
-	sess.ID, sess.ClientID, sess.LastUsedAt = r.SessionID, r.ClientID, now
+	sess.ID, sess.LastUsedAt = r.SessionID, now
 	sess.LastIP, sess.LastUserAgent = r.Client.IP, r.Client.UserAgent
 	sess.Chain.Generation, sess.Chain.VerifierHash, sess.Chain.RotatedAt = uint64(gen), r.SuccessorHash, now
 	st.User.ID = sess.UserID
@@ -321,6 +322,7 @@ func (s *Store) Refresh(ctx context.Context, ref tokens.TokenRef, decide func(to
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		_, _ = conn.Exec(context.Background(), "ROLLBACK") // best effort; Release destroys a conn left in a transaction
 		if legacyTableGone(err) {
+			s.legacyGone.Store(true)
 			return nil, tokens.ErrNotFound
 		}
 		return nil, wrap(err)

@@ -219,6 +219,12 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 		t.Fatalf("the v5 token has a client_id: %v", claims)
 	}
 
+	// Before the upgrade, legacy-tokens drop refuses: a release before v2
+	// still writes a row per token there.
+	if err := st.DropLegacyTokens(ctx, time.Now()); !errors.Is(err, postgres.ErrNotUpgraded) {
+		t.Fatalf("legacy-tokens drop at version 5: %v, want ErrNotUpgraded", err)
+	}
+
 	// The upgrade, as the server runs it at start.
 	if err := st.Migrate(ctx, "up", nil); err != nil {
 		t.Fatalf("migrate up from 5: %v", err)
@@ -428,6 +434,9 @@ func TestUpgradeFromV5KeepsSessions(t *testing.T) {
 	}
 	if _, err := svc.Refresh(ctx, fresh.tokens[0].Token, info); !errors.Is(err, tokens.ErrInvalidGrant) || tokens.IsReuse(err) {
 		t.Errorf("a v1 token after the drop: %v, want unknown", err)
+	}
+	if st.HasLegacyTokens() {
+		t.Error("the store still expects v1 tokens after the drop: each v1-shaped token would cost a transaction")
 	}
 	if _, err := svc.Purge(ctx, 100); err != nil {
 		t.Errorf("purge after the drop: %v", err)

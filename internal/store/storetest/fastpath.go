@@ -31,7 +31,7 @@ func activeRotation(t *testing.T, rt string, vh []byte, now time.Time, clientID 
 	if vh == nil {
 		vh = c.VerifierHash(p)
 	}
-	return tokens.ActiveRotation{SessionID: p.SessionID, Generation: p.Generation, VerifierHash: vh,
+	return tokens.ActiveRotation{SessionID: p.SessionID, Generation: p.Generation, IssuedAt: p.IssuedAt, VerifierHash: vh,
 		SuccessorHash: c.SuccessorSecret(p).Hash, RefreshTTL: 336 * time.Hour,
 		Now: func() time.Time { return now }, ClientID: clientID, Client: TestClient}
 }
