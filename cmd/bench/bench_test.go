@@ -2,13 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
+	"math"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rotorauth/rotor/internal/harness"
 )
@@ -194,5 +200,262 @@ func TestFloorHandlerOnPostgres(t *testing.T) {
 	var used int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bench_tokens WHERE used AND session_id = 1001000000`).Scan(&used); err != nil || used != 2 {
 		t.Fatalf("%d tokens of the chain used (%v), want 2", used, err)
+	}
+}
+
+func TestStabilityOf(t *testing.T) {
+	st, ok := stabilityOf([]float64{100, 90, 110, 95, 80})
+	if !ok || st.n != 5 || st.min != 80 || st.median != 95 || st.max != 110 {
+		t.Fatalf("odd: %+v %v", st, ok)
+	}
+	if st.spread != 110.0/80 || st.trend != 0.8 {
+		t.Fatalf("spread %v trend %v", st.spread, st.trend)
+	}
+	if st, _ := stabilityOf([]float64{4, 1, 3, 2}); st.median != 2.5 || st.trend != 0.5 {
+		t.Fatalf("even: %+v", st)
+	}
+	if st, _ := stabilityOf([]float64{0, 10}); !math.IsInf(st.spread, 1) || !math.IsInf(st.trend, 1) {
+		t.Fatalf("an empty interval: %+v", st)
+	}
+	if _, ok := stabilityOf([]float64{1}); ok {
+		t.Fatal("one interval summarised")
+	}
+	if !strings.Contains(st.String(), "max ÷ min 1.38; last ÷ first 0.80") {
+		t.Fatalf("String = %q", st.String())
+	}
+}
+
+func TestIntervalsOn(t *testing.T) {
+	for _, c := range []struct {
+		duration, interval time.Duration
+		want               bool
+	}{{5 * time.Minute, 10 * time.Second, true}, {time.Minute, 10 * time.Second, true},
+		{59 * time.Second, 10 * time.Second, false}, {10 * time.Second, 0, false}, {6 * time.Second, time.Second, true}} {
+		if got := intervalsOn(options{duration: c.duration, interval: c.interval}); got != c.want {
+			t.Errorf("intervalsOn(%s, %s) = %v", c.duration, c.interval, got)
+		}
+	}
+}
+
+func TestTableUseAndIntervalLine(t *testing.T) {
+	u := tableUse{table: "sessions", before: relStats{upd: 100, hot: 90, total: 1 << 20, checkpoints: 3},
+		after: relStats{upd: 1100, hot: 1080, total: 3 << 20, checkpoints: 4}, expected: 1250}
+	if h, ok := u.hotRatio(); !ok || h != 0.99 {
+		t.Fatalf("hotRatio = %v %v", h, ok)
+	}
+	if u.covered() != 0.8 || u.checkpoints() != 1 {
+		t.Fatalf("covered %v checkpoints %d", u.covered(), u.checkpoints())
+	}
+	if _, ok := (tableUse{}).hotRatio(); ok {
+		t.Fatal("a ratio without updates")
+	}
+	if (tableUse{before: relStats{checkpoints: -1}}).checkpoints() != -1 {
+		t.Fatal("unknown checkpoints counted")
+	}
+	line := intervalLine("POST /refresh", 32, interval{end: 20 * time.Second, requests: 51234, errors: 2, rate: 5123.4,
+		p50: 5900 * time.Microsecond, p99: 12300 * time.Microsecond, table: &u})
+	for _, want := range []string{"c=32 ", "   20s", "5123 req/s", "p50 5.90 ms", "p99 12.30 ms", "errors 2",
+		"sessions: HOT 99.0% of 1000 updates, 3.0 MB, 1 checkpoint(s)"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("interval line lacks %q: %s", want, line)
+		}
+	}
+}
+
+// TestRunPhaseIntervals runs a phase of a fake request long enough for six
+// intervals: each is reported, and together they account for the phase.
+func TestRunPhaseIntervals(t *testing.T) {
+	o := options{duration: 1200 * time.Millisecond, interval: 200 * time.Millisecond, warmup: 100 * time.Millisecond}
+	var n atomic.Int64
+	r := runPhase(context.Background(), o, "fake", 2, func(ctx context.Context, w int) error {
+		time.Sleep(time.Millisecond)
+		if n.Add(1)%50 == 0 {
+			return errors.New("every 50th fails")
+		}
+		return nil
+	})
+	if len(r.interval) != 6 {
+		t.Fatalf("%d intervals, want 6: %+v", len(r.interval), r.interval)
+	}
+	sum, errs := 0, 0
+	for i, iv := range r.interval {
+		sum += iv.requests
+		errs += iv.errors
+		if iv.requests == 0 || iv.rate <= 0 || iv.p50 < time.Millisecond || iv.p99 < iv.p50 {
+			t.Errorf("interval %d: %+v", i, iv)
+		}
+		if want := time.Duration(i+1) * o.interval; iv.end < want || iv.end > want+100*time.Millisecond {
+			t.Errorf("interval %d ends at %s, want %s", i, iv.end, want)
+		}
+	}
+	// The intervals cover the measured window but for the requests that
+	// ended after the last tick.
+	if sum > r.requests || sum < r.requests-4 || errs > r.errors {
+		t.Errorf("intervals count %d requests, %d errors; the phase %d, %d", sum, errs, r.requests, r.errors)
+	}
+	if int64(r.ok+r.errors) != n.Load() {
+		t.Errorf("ok %d + errors %d ≠ %d requests made", r.ok, r.errors, n.Load())
+	}
+	if r.table != nil {
+		t.Error("a table reported for a phase without one")
+	}
+}
+
+func TestSeedBatchesAndSQL(t *testing.T) {
+	got := seedBatches(250001, 100000)
+	want := [][2]int64{{0, 99999}, {100000, 199999}, {200000, 250000}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("seedBatches = %v", got)
+	}
+	if seedBatches(0, 10) != nil || len(seedBatches(10, 10)) != 1 {
+		t.Fatal("edge cases")
+	}
+	for name, q := range map[string]string{"users": seedUsersSQL(), "sessions": seedSessionsSQL()} {
+		if !strings.Contains(q, "generate_series($2::bigint, $3::bigint)") || strings.Contains(q, "gen_random_bytes") ||
+			strings.Contains(q, "pgcrypto") || strings.Count(q, "(") != strings.Count(q, ")") {
+			t.Errorf("%s statement:\n%s", name, q)
+		}
+	}
+	s := seedSessionsSQL()
+	for _, want := range []string{"$4::bigint", "$5::bigint", "$6::text[]", "gen_random_uuid()", "verifier_hash",
+		"decode(md5(random()::text) || md5(random()::text), 'hex')", "client_id"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("sessions statement lacks %q", want)
+		}
+	}
+	// The INSERT names as many columns as the SELECT yields.
+	cols := s[strings.Index(s, "(")+1 : strings.Index(s, ")")]
+	sel := s[strings.Index(s, "SELECT ")+len("SELECT ") : strings.Index(s, "\nFROM (SELECT i, c,")]
+	if nc, ns := len(strings.Split(cols, ",")), topLevelCommas(sel)+1; nc != ns || nc != 17 {
+		t.Errorf("%d columns, %d values", nc, ns)
+	}
+	for _, ua := range seedUserAgents {
+		if len(ua) < 80 || len(ua) > 140 || strings.Contains(ua, "'") {
+			t.Errorf("user agent %q", ua)
+		}
+	}
+}
+
+// topLevelCommas counts the commas of s outside parentheses and quotes.
+func topLevelCommas(s string) int {
+	n, depth, quoted := 0, 0, false
+	for _, r := range s {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+		case quoted:
+		case r == '(':
+			depth++
+		case r == ')':
+			depth--
+		case r == ',' && depth == 0:
+			n++
+		}
+	}
+	return n
+}
+
+// TestSeedBesideRealSessions seeds sessions into the database of a real
+// server: they are live v2 sessions of real users, a seeded row's update is
+// HOT and counted, and a login and two refreshes still work beside them.
+func TestSeedBesideRealSessions(t *testing.T) {
+	pgURL := os.Getenv("TEST_DATABASE_URL")
+	if pgURL == "" {
+		if os.Getenv("REQUIRE_POSTGRES") == "1" {
+			t.Fatal("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+		}
+		t.Skip("TEST_DATABASE_URL not set: skipping seeding on PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := harness.CreateScratch(ctx, pgURL, "rotor_bench_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(ctx, root, t.TempDir(), db.URL, "admin-"+randHex(4)+"@example.com", "pw-"+randHex(12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	const n = 1000
+	rep, err := seedSessions(ctx, db.URL, n, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.users != n/seedSessionsPerUser || rep.total <= rep.heap || rep.indexes <= 0 || !strings.Contains(rep.String(), "seeded 1000 sessions for 250 users") {
+		t.Fatalf("report: %+v", rep)
+	}
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var bad int
+	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE NOT (
+		    s.expires_at > now() AND s.created_at <= now() AND s.last_used_at = s.created_at
+		    AND s.rotated_at BETWEEN s.created_at AND now() AND s.revoked_at IS NULL AND s.client_id IS NULL
+		    AND s.active_selector IS NULL AND s.prev_selector IS NULL
+		    AND octet_length(s.verifier_hash) = 32 AND s.generation = s.refresh_count AND s.generation >= 0
+		    AND octet_length(s.user_agent) BETWEEN 80 AND 140 AND s.ip <> ''
+		    AND s.active_expires_at = least(s.rotated_at + interval '336 hours', s.expires_at)
+		    AND (s.generation = 0) = (s.last_ip IS NULL) AND (s.generation = 0) = (s.last_user_agent IS NULL)
+		    AND (s.generation > 0 OR s.rotated_at = s.created_at)))
+		  + (SELECT count(*) FROM sessions x LEFT JOIN users u ON u.id = x.user_id WHERE u.id IS NULL)
+		  + abs(count(*) - $1) + abs(count(DISTINCT s.user_id) - $2) + abs(count(DISTINCT s.verifier_hash) - $1)
+		FROM sessions s JOIN users u ON u.id = s.user_id AND u.email LIKE 'seed-%'`, n, n/seedSessionsPerUser).Scan(&bad)
+	if err != nil || bad != 0 {
+		t.Fatalf("%d anomalies in the seeded sessions (%v)", bad, err)
+	}
+
+	// A seeded row rotated in place is a HOT update, and the watcher counts
+	// it once the updating backend exits.
+	stop, err := watchDB(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	before, ok := relStatsOf("sessions")
+	if !ok || before.total != rep.total {
+		t.Fatalf("relStatsOf = %+v %v, want total %d", before, ok, rep.total)
+	}
+	upd, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := upd.Exec(ctx, `UPDATE sessions SET generation = generation + 1, refresh_count = refresh_count + 1,
+		rotated_at = now(), verifier_hash = decode(md5('a') || md5('b'), 'hex')
+		WHERE id = (SELECT id FROM sessions ORDER BY id LIMIT 1)`); err != nil {
+		t.Fatal(err)
+	}
+	_ = upd.Close(ctx)
+	u := tableAfter(ctx, "sessions", before, 1, 5*time.Second)
+	if u == nil || u.updates() != 1 || u.hotUpdates() != 1 || u.covered() != 1 {
+		t.Fatalf("after one HOT update: %+v", u)
+	}
+
+	c := newClient(srv.base, 1)
+	defer c.close()
+	users, err := createUsers(ctx, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		tr, err := c.refresh(ctx, users[0].refresh)
+		if err != nil {
+			t.Fatalf("refresh beside %d seeded sessions: %v", n, err)
+		}
+		users[0].refresh, users[0].access = tr.RefreshToken, tr.AccessToken
+	}
+	if err := c.me(ctx, users[0].access); err != nil {
+		t.Fatal(err)
 	}
 }

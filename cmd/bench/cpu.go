@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,8 @@ type cpuMeter struct {
 	walFirst  int64 // -1: unknown
 	first     map[int]time.Duration
 	mu        sync.Mutex
+	lastAt    time.Time     // the last scan, and
+	lastBusy  time.Duration // the machine's busy time then
 	last      map[int]time.Duration
 	class     map[int]string
 	stop      chan struct{}
@@ -92,13 +95,24 @@ func (m *cpuMeter) finish() cpuUsage {
 	close(m.stop)
 	<-m.done
 	m.scan(nil)
-	busy, _ := systemBusy()
-	u := cpuUsage{ok: true, wall: time.Since(m.start), busy: busy - m.sysFirst, wal: -1}
+	u := m.sofar()
 	if m.walFirst >= 0 {
 		if w, ok := walPosition(); ok {
 			u.wal = w - m.walFirst
 		}
 	}
+	return u
+}
+
+// sofar is the usage from the start to the last poll, with the WAL unknown;
+// the meter keeps running. A nil meter reports nothing (ok false).
+func (m *cpuMeter) sofar() cpuUsage {
+	if m == nil {
+		return cpuUsage{}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := cpuUsage{ok: true, wall: m.lastAt.Sub(m.start), busy: m.lastBusy - m.sysFirst, wal: -1}
 	for pid, t := range m.last {
 		d := t - m.first[pid]
 		switch m.class[pid] {
@@ -114,6 +128,16 @@ func (m *cpuMeter) finish() cpuUsage {
 	return u
 }
 
+// othersShare is the share of the machine's CPUs that others took between
+// two readings of a meter; -1 when unknown.
+func othersShare(from, to cpuUsage) float64 {
+	wall := to.wall - from.wall
+	if !from.ok || !to.ok || wall <= 0 {
+		return -1
+	}
+	return max(0, float64(to.others-from.others)/(float64(wall)*float64(runtime.NumCPU())))
+}
+
 // scan reads every process's CPU time into into (the first scan) and
 // always into m.last.
 func (m *cpuMeter) scan(into map[int]time.Duration) {
@@ -121,6 +145,10 @@ func (m *cpuMeter) scan(into map[int]time.Duration) {
 	self := os.Getpid()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer func() {
+		m.lastAt = time.Now()
+		m.lastBusy, _ = systemBusy()
+	}()
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil {

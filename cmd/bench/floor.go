@@ -233,7 +233,7 @@ func (f *floor) phase(ctx context.Context, o options, conc int) (result, error) 
 	}
 	var ok atomic.Int64
 	fo := o
-	fo.serverPID = f.cmd.Process.Pid
+	fo.serverPID, fo.table = f.cmd.Process.Pid, "bench_tokens"
 	r := runPhase(ctx, fo, "floor /refresh", conc, func(ctx context.Context, w int) error {
 		t, err := c.refresh(ctx, next[w])
 		if err != nil {

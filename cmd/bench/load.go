@@ -22,6 +22,9 @@ type result struct {
 	avgOnly  time.Duration   // pgbench average latency when no samples exist
 	cpu      cpuUsage        // where the CPU time of the measured window went
 	firstErr string
+	ok       int        // successful requests, warm-up included
+	table    *tableUse  // what the phase did to its table; nil: not watched
+	interval []interval // the long-run report's intervals; nil: off
 }
 
 // perSecond is the throughput of the measured window.
@@ -47,9 +50,12 @@ func (r result) pct(p float64) time.Duration {
 // failed request; the runner counts it and moves on (no silent retry).
 type workFunc func(ctx context.Context, w int) error
 
-// workerStats is one worker's private tally, merged after the phase.
+// workerStats is one worker's tally, merged after the phase; the interval
+// meter reads it under mu while the phase runs.
 type workerStats struct {
+	mu               sync.Mutex
 	requests, errors int
+	ok               int // successful requests, warm-up included
 	lat              []time.Duration
 	firstErr         string
 }
@@ -57,18 +63,29 @@ type workerStats struct {
 // runPhase runs conc workers calling work in a closed loop: o.warmup first,
 // whose requests are not measured (but whose errors count), then
 // o.duration. A cancelled ctx ends the phase early; requests it interrupted
-// are not counted as errors.
+// are not counted as errors. With o.table, the result says what the phase
+// did to that table; with intervalsOn(o), the phase reports every
+// o.interval of its measured window.
 func runPhase(ctx context.Context, o options, name string, conc int, work workFunc) result {
 	fmt.Fprintf(os.Stderr, "bench: %-12s c=%-3d %s + %s warm-up\n", name, conc, o.duration, o.warmup)
+	tblBefore, tblOK := tableBefore(o)
 	start := time.Now()
 	measureFrom := start.Add(o.warmup)
 	end := measureFrom.Add(o.duration)
+	stats := make([]workerStats, conc)
+	var iv *intervalMeter
+	if intervalsOn(o) {
+		iv = startIntervals(o, name, stats, measureFrom, end, os.Stderr)
+	}
 	meter := make(chan *cpuMeter, 1)
 	go func() {
 		time.Sleep(time.Until(measureFrom))
-		meter <- startCPU(o.serverPID, o.dbName)
+		m := startCPU(o.serverPID, o.dbName)
+		if iv != nil {
+			iv.cpu <- m
+		}
+		meter <- m
 	}()
-	stats := make([]workerStats, conc)
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Add(1)
@@ -87,6 +104,7 @@ func runPhase(ctx context.Context, o options, name string, conc int, work workFu
 					return
 				}
 				measured := !t0.Before(measureFrom)
+				st.mu.Lock()
 				if measured {
 					st.requests++
 				}
@@ -95,24 +113,37 @@ func runPhase(ctx context.Context, o options, name string, conc int, work workFu
 					if st.firstErr == "" {
 						st.firstErr = err.Error()
 					}
-					continue
+				} else {
+					st.ok++
+					if measured {
+						st.lat = append(st.lat, d)
+					}
 				}
-				if measured {
-					st.lat = append(st.lat, d)
-				}
+				st.mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	r := result{name: name, conc: conc, elapsed: time.Since(measureFrom), cpu: (<-meter).finish()}
-	for _, st := range stats {
+	if iv != nil {
+		r.interval = iv.stop()
+	}
+	for w := range stats {
+		st := &stats[w]
 		r.requests += st.requests
 		r.errors += st.errors
+		r.ok += st.ok
 		r.lat = append(r.lat, st.lat...)
 		if r.firstErr == "" {
 			r.firstErr = st.firstErr
 		}
 	}
 	slices.Sort(r.lat)
+	if tblOK {
+		r.table = tableAfter(ctx, o.table, tblBefore, int64(r.ok), statsWait(o))
+	}
+	if st, ok := stabilityOf(rates(r.interval)); ok {
+		fmt.Fprintf(os.Stderr, "bench: %-12s c=%-3d stability: %s\n", name, conc, st)
+	}
 	return r
 }

@@ -7,6 +7,7 @@
 //	go run ./cmd/bench           # builds and starts the server on a scratch database, ~2 minutes
 //	go run ./cmd/bench -smoke    # a few seconds, for CI
 //	go run ./cmd/bench -addr http://127.0.0.1:8080 -admin-email ... -admin-password ...
+//	go run ./cmd/bench -sessions 1000000 -only refresh,floor -pgbench=false -duration 5m
 //
 // By default it creates the database rotor_bench_<random> through -pg, runs
 // `go build ./cmd/server`, starts the binary on a free loopback port with
@@ -14,6 +15,11 @@
 // the server at the end or on Ctrl-C. With -addr it uses a running server
 // instead, which must have LOGIN_RATE_LIMIT=0 and the given admin; pgbench
 // still runs in a scratch database of -pg.
+//
+// -sessions N seeds N sessions into the started server's database first
+// (seed.go); every rotating phase reports its table's HOT ratio and size
+// (tables.go), and phases of at least six -interval report every interval
+// and their stability (intervals.go).
 package main
 
 import (
@@ -44,8 +50,11 @@ type options struct {
 	duration      time.Duration
 	warmup        time.Duration
 	only          string
-	serverPID     int    // the started server, for the CPU table; 0 with -addr
-	dbName        string // the started server's database, for the CPU table
+	sessions      int64         // -sessions: seeded sessions
+	interval      time.Duration // -interval: the long-run report's interval
+	serverPID     int           // the started server, for the CPU table; 0 with -addr
+	dbName        string        // the started server's database, for the CPU table
+	table         string        // the table whose writes the phase reports ("": none)
 }
 
 // phases lists the phase names -only accepts.
@@ -62,6 +71,11 @@ func (o options) want(phase string) bool {
 		}
 	}
 	return false
+}
+
+// rotorPhases reports whether a phase against Rotor runs.
+func (o options) rotorPhases() bool {
+	return o.want("refresh") || o.want("me") || o.want("introspect") || o.want("token")
 }
 
 func main() {
@@ -83,6 +97,8 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured length of each phase")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
 	flag.StringVar(&o.only, "only", "", "run only these phases, comma-separated, of "+phases)
+	flag.Int64Var(&o.sessions, "sessions", 0, "seed this many extra live sessions into the started server's database before the Rotor phases")
+	flag.DurationVar(&o.interval, "interval", 10*time.Second, "phases of at least 6 intervals print req/s, p50, p99 every interval and a stability summary; 0: never")
 	flag.Parse()
 	for _, p := range strings.Split(o.only, ",") {
 		if p = strings.TrimSpace(p); o.only != "" && !strings.Contains(","+phases+",", ","+p+",") {
@@ -100,6 +116,14 @@ func main() {
 	}
 	if o.addr != "" && o.memory {
 		fmt.Fprintln(os.Stderr, "bench: -memory starts a server; it cannot be combined with -addr")
+		os.Exit(2)
+	}
+	if o.sessions < 0 || o.interval < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -sessions and -interval cannot be negative")
+		os.Exit(2)
+	}
+	if o.sessions > 0 && (o.addr != "" || o.memory || !o.rotorPhases()) {
+		fmt.Fprintln(os.Stderr, "bench: -sessions seeds the database of the server the benchmark starts on PostgreSQL: not with -addr or -memory, and only with a Rotor phase (refresh, me, introspect or token)")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -137,13 +161,13 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 				fmt.Fprintln(os.Stderr, "bench:", err)
 			}
 		}()
-		stopWAL, err := watchWAL(ctx, db)
+		stopWatch, err := watchDB(ctx, db)
 		if err != nil {
 			return 2, err
 		}
-		defer stopWAL()
+		defer stopWatch()
 	}
-	rotorPhases := o.want("refresh") || o.want("me") || o.want("introspect") || o.want("token")
+	rotorPhases := o.rotorPhases()
 	store, base := "running server", o.addr
 	if o.addr == "" && rotorPhases {
 		o.adminEmail = "bench-admin-" + randHex(4) + "@example.com"
@@ -160,6 +184,15 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		}
 		defer srv.stop()
 		base, o.serverPID = srv.base, srv.cmd.Process.Pid
+	}
+	seeded := ""
+	if o.sessions > 0 {
+		// The server migrated the database before it became ready.
+		rep, err := seed(ctx, o, db.URL)
+		if err != nil {
+			return 2, interrupted(ctx, err)
+		}
+		seeded = rep.String()
 	}
 
 	var fl *floor
@@ -186,9 +219,14 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	}
 	fmt.Fprintf(out, "\nRotor at %s (%s); %d CPUs shared by client, server and PostgreSQL; phases %s after %s warm-up\n\n",
 		base, store, runtime.NumCPU(), o.duration, o.warmup)
+	if seeded != "" {
+		fmt.Fprintf(out, "Before the phases: %s\n\n", seeded)
+	}
 	all := append(append([]result(nil), rotor...), pgb...)
 	printTable(out, all)
 	printCPU(out, all)
+	printWrites(out, all)
+	printStability(out, all)
 	printTargets(out, rotor, pgb)
 	failed := 0
 	for _, r := range all {

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +29,7 @@ type pgbench struct {
 	dir     string // working directory for pgbench's per-transaction logs
 	runs    int    // the run number: every run walks fresh chains
 	seconds int
+	wait    time.Duration // statsWait
 }
 
 // runPgbench creates the reference schema and runs pgbench once per client
@@ -41,7 +41,7 @@ func runPgbench(ctx context.Context, o options, root, dir string, db *harness.Sc
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	p := &pgbench{db: db, root: root, dir: dir, seconds: max(1, int(o.duration.Round(time.Second)/time.Second))}
+	p := &pgbench{db: db, root: root, dir: dir, seconds: max(1, int(o.duration.Round(time.Second)/time.Second)), wait: statsWait(o)}
 	if o.warmup >= time.Second {
 		w := *p
 		w.seconds = int(o.warmup.Round(time.Second) / time.Second)
@@ -96,31 +96,6 @@ func referenceSchema(ctx context.Context, root string, db *harness.ScratchDB) (*
 	return conn, nil
 }
 
-// watchWAL sets walPosition to read pg_current_wal_insert_lsn() over its
-// own connection to db; the returned function closes it.
-func watchWAL(ctx context.Context, db *harness.ScratchDB) (func(), error) {
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		return nil, err
-	}
-	var mu sync.Mutex
-	walPosition = func() (int64, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		qctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		var pos int64
-		err := conn.QueryRow(qctx, "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&pos)
-		return pos, err == nil
-	}
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		walPosition = nil
-		_ = conn.Close(context.Background())
-	}, nil
-}
-
 var (
 	reProcessed = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
 	reFailed    = regexp.MustCompile(`number of failed transactions: (\d+)`)
@@ -155,6 +130,7 @@ func (p *pgbench) run(ctx context.Context, conn *pgx.Conn, c int) (result, error
 		"--log", "--log-prefix=tx", "-f", filepath.Join(p.root, "bench", "pgbench", "rotation.sql")}, args...)
 	cmd := exec.CommandContext(ctx, "pgbench", args...) // #nosec G204 -- arguments built here from -pg and the module root
 	cmd.Dir, cmd.Env = logDir, env
+	tblBefore, tblOK := tableBefore(options{table: "bench_tokens"})
 	meter := startCPU(0, p.db.Name)
 	outb, err := cmd.CombinedOutput()
 	usage := meter.finish()
@@ -173,6 +149,11 @@ func (p *pgbench) run(ctx context.Context, conn *pgx.Conn, c int) (result, error
 	}
 	if r.lat, err = readTxLogs(logDir); err != nil {
 		return r, err
+	}
+	if tblOK {
+		// pgbench's backends flush their statistics as they exit, at once:
+		// a second covers them even with -smoke.
+		r.table = tableAfter(ctx, "bench_tokens", tblBefore, int64(r.requests), max(p.wait, time.Second))
 	}
 	var used int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bench_tokens WHERE used AND session_id / 1000000 = $1`, run).Scan(&used); err != nil {

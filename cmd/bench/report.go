@@ -154,3 +154,41 @@ func printCPU(out io.Writer, rs []result) {
 	fmt.Fprintln(out, " PostgreSQL's shared processes; others: every other process, other databases, interrupts;")
 	fmt.Fprintln(out, " WAL B/req: WAL the whole cluster wrote in the window ÷ requests, so other databases' writes count)")
 }
+
+// printWrites prints what each watched phase (warm-up included) did to its
+// table: updates, the HOT share, the size before and after, and how much of
+// the phase the lagging statistics had counted when read.
+func printWrites(out io.Writer, rs []result) {
+	head := false
+	var tw *tabwriter.Writer
+	for _, r := range rs {
+		u := r.table
+		if u == nil {
+			continue
+		}
+		if !head {
+			fmt.Fprintln(out, "\nTable writes per phase, warm-up included (pg_stat_user_tables and pg_total_relation_size):")
+			tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "endpoint\tconc\ttable\tupdates\tHOT\tsize before\tafter\tgrowth\tcheckpoints\tcounted\t")
+			head = true
+		}
+		hot := "-"
+		if h, ok := u.hotRatio(); ok {
+			hot = fmt.Sprintf("%.1f%%", 100*h)
+		}
+		ck := "-"
+		if n := u.checkpoints(); n >= 0 {
+			ck = fmt.Sprint(n)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%+.1f MB\t%s\t%.0f%%\t\n", r.name, r.conc, u.table, u.updates(), hot,
+			mb(u.before.total), mb(u.after.total), float64(u.after.total-u.before.total)/(1<<20), ck, 100*u.covered())
+	}
+	if !head {
+		return
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(out, "(HOT: n_tup_hot_upd ÷ n_tup_upd, updates that wrote no index entry; size: table, indexes and")
+	fmt.Fprintln(out, " TOAST; sessions is never vacuumed, bench_tokens is before each floor and pgbench phase;")
+	fmt.Fprintln(out, " counted: updates counted ÷ successful requests, below 100% when the statistics, which")
+	fmt.Fprintln(out, " PostgreSQL flushes up to 10 s late, did not cover the whole phase when read)")
+}

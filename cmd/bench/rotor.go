@@ -118,10 +118,14 @@ func runRotor(ctx context.Context, o options, base string, fl *floor) ([]result,
 }
 
 // refreshPhase makes each worker rotate its own user's chain: every request
-// presents the refresh token the previous one returned. A failure is
+// presents the refresh token the previous one returned (the sessions
+// table's writes are reported when it is the started server's). A failure is
 // returned (runPhase counts it; failed requests are not timed) after the
 // worker has logged in again to start a new chain.
 func refreshPhase(ctx context.Context, c *client, users []*benchUser, o options) result {
+	if o.dbName != "" {
+		o.table = "sessions" // the started server's database
+	}
 	return runPhase(ctx, o, "POST /refresh", len(users), func(ctx context.Context, w int) error {
 		u := users[w]
 		t, err := c.refresh(ctx, u.refresh)
