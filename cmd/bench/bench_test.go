@@ -459,3 +459,17 @@ func TestSeedBesideRealSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseConcs(t *testing.T) {
+	if cs, err := parseConcs("1, 8,32"); err != nil || len(cs) != 3 || cs[0] != 1 || cs[2] != 32 {
+		t.Fatalf("parseConcs(1, 8,32) = %v, %v", cs, err)
+	}
+	if cs, err := parseConcs("32"); err != nil || len(cs) != 1 || cs[0] != 32 {
+		t.Fatalf("parseConcs(32) = %v, %v", cs, err)
+	}
+	for _, bad := range []string{"", "0", "8,1", "8,8", "x", "1,,8", "257"} {
+		if _, err := parseConcs(bad); err == nil {
+			t.Errorf("parseConcs(%q) accepted", bad)
+		}
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -97,6 +98,13 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured length of each phase")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each phase")
 	flag.StringVar(&o.only, "only", "", "run only these phases, comma-separated, of "+phases)
+	flag.Func("conc", "comma-separated concurrencies of the /refresh, floor and pgbench phases (default 1,8,32)", func(v string) error {
+		cs, err := parseConcs(v)
+		if err == nil {
+			refreshConcs, pgbenchConcs = cs, cs
+		}
+		return err
+	})
 	flag.Int64Var(&o.sessions, "sessions", 0, "seed this many extra live sessions into the started server's database before the Rotor phases")
 	flag.DurationVar(&o.interval, "interval", 10*time.Second, "phases of at least 6 intervals print req/s, p50, p99 every interval and a stability summary; 0: never")
 	flag.Parse()
@@ -247,4 +255,17 @@ func interrupted(ctx context.Context, err error) error {
 		return errors.New("interrupted; the server was stopped and the scratch database dropped")
 	}
 	return err
+}
+
+// parseConcs reads -conc: ascending positive concurrencies, at most 256.
+func parseConcs(v string) ([]int, error) {
+	var cs []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 256 || (len(cs) > 0 && n <= cs[len(cs)-1]) {
+			return nil, fmt.Errorf("-conc: %q is not an ascending list of concurrencies from 1 to 256", v)
+		}
+		cs = append(cs, n)
+	}
+	return cs, nil
 }

@@ -69,7 +69,10 @@ func printTargets(out io.Writer, rotor, pgb []result) {
 	} else {
 		fmt.Fprintf(tw, "  /refresh c=32 ÷ pgbench c=32\tnot measured\ttarget ≥ %.2f\t-\n", targetRatio)
 	}
-	for _, n := range refreshConcs[1:] {
+	for _, n := range refreshConcs {
+		if n < 8 { // the floor ratio targets are at c=8 and c=32
+			continue
+		}
 		r, okRn := find(rotor, "POST /refresh", n)
 		if fl, ok := find(rotor, "floor /refresh", n); ok && okRn && fl.perSecond() > 0 {
 			ratio := r.perSecond() / fl.perSecond()
