@@ -1,10 +1,12 @@
 package tokens
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +79,7 @@ type AccessTokens struct {
 	now        func() time.Time
 	parser     *jwt.Parser
 	method     jwt.SigningMethod
+	header     string // the encoded JOSE header of the signing key
 	cache      *verifyCache
 }
 
@@ -84,6 +87,7 @@ type AccessTokens struct {
 func NewAccessTokens(keys *KeySet, issuer, audience string, ttl time.Duration, now func() time.Time) *AccessTokens {
 	return &AccessTokens{
 		keys: keys, issuer: issuer, audience: audience, ttl: ttl, now: now,
+		header:        headerSegment(keys.alg, keys.keys[0].kid),
 		defaultClient: DefaultClientID,
 		audienceOf: func(id string) (string, bool) {
 			return audience, id == DefaultClientID
@@ -140,25 +144,10 @@ func (a *AccessTokens) issue(g accessGrant, now time.Time) (string, Principal, e
 	if !g.notAfter.IsZero() && g.notAfter.Before(exp) {
 		exp = g.notAfter.Truncate(time.Second)
 	}
-	claims := AccessClaims{
-		ClientID: g.clientID,
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    a.issuer,
-			Subject:   sub,
-			Audience:  jwt.ClaimStrings{g.audience},
-			ExpiresAt: jwt.NewNumericDate(exp),
-			NotBefore: jwt.NewNumericDate(now),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        jti.String(),
-		},
-		SessionID: sid.String(),
-		Roles:     roles,
-		Email:     email,
-	}
-	t := jwt.NewWithClaims(a.method, claims)
-	t.Header["typ"] = AccessTokenType
-	t.Header["kid"] = a.keys.keys[0].kid
-	signed, err := t.SignedString(a.keys.keys[0].private)
+	signed, err := a.sign(accessClaimsJSON{
+		iss: a.issuer, sub: sub, aud: g.audience, exp: exp.Unix(), nbf: now.Unix(), iat: now.Unix(),
+		jti: jti.String(), clientID: g.clientID, sid: sid.String(), roles: roles, email: email,
+	})
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("sign access token: %w", err)
 	}
@@ -166,6 +155,112 @@ func (a *AccessTokens) issue(g accessGrant, now time.Time) (string, Principal, e
 		UserID: userID, ClientID: g.clientID, SessionID: sid, TokenID: jti, Roles: roles, Email: email,
 		IssuedAt: now, ExpiresAt: exp, Issuer: a.issuer, Audience: []string{g.audience},
 	}, nil
+}
+
+// accessClaimsJSON is what an access token's claims say, as AccessClaims
+// would hold them (exp, nbf and iat in seconds).
+type accessClaimsJSON struct {
+	iss, sub, aud      string
+	exp, nbf, iat      int64
+	jti, clientID, sid string
+	roles              []string
+	email              string
+}
+
+// sign makes the JWS of c with the signing key. It is the token
+// jwt.NewWithClaims(a.method, AccessClaims{…}) with headers typ and kid
+// would sign, byte for byte, assembled without its reflection and maps:
+// the header segment is fixed per key (NewAccessTokens encodes it once),
+// and the claims are appended in the form encoding/json gives AccessClaims
+// (appendJSON). The signature is still the library's (a.method.Sign).
+func (a *AccessTokens) sign(c accessClaimsJSON) (string, error) {
+	var scratch [512]byte
+	claims := c.appendJSON(scratch[:0])
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(a.header)+1+enc.EncodedLen(len(claims))+1+enc.EncodedLen(maxSignatureLen))
+	buf = append(buf, a.header...)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, claims)
+	sig, err := a.method.Sign(string(buf), a.keys.keys[0].private)
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+// maxSignatureLen is the longest signature of the supported algorithms
+// (EdDSA and ES256: 64 bytes; HS256: 32).
+const maxSignatureLen = 64
+
+// headerSegment is the encoded JOSE header of tokens signed with kid, as
+// golang-jwt writes it: alg, kid and typ, encoding/json sorting the keys.
+func headerSegment(alg, kid string) string {
+	h, _ := json.Marshal(map[string]any{"alg": alg, "kid": kid, "typ": AccessTokenType}) // strings never fail
+	return base64.RawURLEncoding.EncodeToString(h)
+}
+
+// appendJSON appends c as encoding/json marshals AccessClaims: the fields
+// of jwt.RegisteredClaims first (iss, sub and jti omitted when empty, aud
+// an array, dates as whole seconds: jwt.TimePrecision is a second), then
+// client_id, sid, roles and email (omitted when empty).
+func (c accessClaimsJSON) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if c.iss != "" {
+		b = append(b, `"iss":`...)
+		b = appendJSONString(b, c.iss)
+		b = append(b, ',')
+	}
+	if c.sub != "" {
+		b = append(b, `"sub":`...)
+		b = appendJSONString(b, c.sub)
+		b = append(b, ',')
+	}
+	b = append(b, `"aud":[`...)
+	b = appendJSONString(b, c.aud)
+	b = append(b, `],"exp":`...)
+	b = strconv.AppendInt(b, c.exp, 10)
+	b = append(b, `,"nbf":`...)
+	b = strconv.AppendInt(b, c.nbf, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.iat, 10)
+	if c.jti != "" {
+		b = append(b, `,"jti":`...)
+		b = appendJSONString(b, c.jti)
+	}
+	b = append(b, `,"client_id":`...)
+	b = appendJSONString(b, c.clientID)
+	b = append(b, `,"sid":`...)
+	b = appendJSONString(b, c.sid)
+	b = append(b, `,"roles":[`...)
+	for i, r := range c.roles {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, r)
+	}
+	b = append(b, ']')
+	if c.email != "" {
+		b = append(b, `,"email":`...)
+		b = appendJSONString(b, c.email)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json encodes a string. Printable
+// ASCII other than '"', '\\' and the HTML-escaped '<', '>' and '&' is
+// written as it is; any other string is left to encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string never fails
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // forbiddenHeaders would let a token name its own key; they are refused.
