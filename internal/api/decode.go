@@ -47,8 +47,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // mediaType returns the request's media type, "" when there is none.
 func mediaType(r *http.Request) string {
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
+	switch ct {
+	case "":
 		return ""
+	case "application/json", "application/x-www-form-urlencoded":
+		return ct // what mime.ParseMediaType makes of these, without its allocations
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
@@ -77,6 +80,9 @@ func decodeJSON(body []byte, dst any, allowEmpty bool) error {
 	}
 	if depth(body) > maxJSONDepth {
 		return badRequest("the request body is nested too deeply")
+	}
+	if fd, ok := dst.(flatDecoder); ok && fd.decodeFlat(body) {
+		return nil // the common case, as encoding/json would decode it (jsonfast.go)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -177,5 +183,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
+	if a, ok := v.(jsonAppender); ok {
+		_, _ = w.Write(a.appendJSON(make([]byte, 0, 1024))) // what the encoder would write (jsonfast.go)
+		return
+	}
 	_ = json.NewEncoder(w).Encode(v)
 }
