@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"mime"
+	"net/http"
+	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // referenceDecode is decodeJSON's encoding/json path: strict, no unknown
@@ -104,5 +108,39 @@ func TestMediaTypeShortcuts(t *testing.T) {
 		if err != nil || mt != ct || len(params) != 0 {
 			t.Errorf("mime.ParseMediaType(%q) = %q, %v, %v", ct, mt, params, err)
 		}
+	}
+}
+
+// TestExactRoutes: every route without path variables is served from the
+// exact map, for its method (and HEAD for GET), and nothing else is.
+func TestExactRoutes(t *testing.T) {
+	s := &server{opts: Options{Registry: prometheus.NewRegistry()}}
+	e, ok := s.routes().(exactRoutes)
+	if !ok {
+		t.Fatal("routes is not exactRoutes")
+	}
+	want := 0
+	for _, rt := range s.table() {
+		if strings.Contains(rt.Path, "{") {
+			continue
+		}
+		methods := []string{rt.Method}
+		if rt.Method == http.MethodGet {
+			methods = append(methods, http.MethodHead)
+		}
+		for _, m := range methods {
+			want++
+			if _, ok := e.exact[methodPath{m, rt.Path}]; !ok {
+				t.Errorf("%s %s is not served exactly", m, rt.Path)
+			}
+			for _, other := range []methodPath{{m, rt.Path + "/"}, {m, strings.ToUpper(rt.Path)}, {m, "/." + rt.Path}, {"PUT", rt.Path}} {
+				if _, ok := e.exact[other]; ok {
+					t.Errorf("%s %s is served exactly", other.method, other.path)
+				}
+			}
+		}
+	}
+	if len(e.exact) != want {
+		t.Errorf("%d exact routes, want %d", len(e.exact), want)
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,10 @@ type metrics struct {
 // DomainMetrics is a tokens.Observer that counts the domain's events as
 // Prometheus series. Give it to the Service (tokens.Config.Observer).
 type DomainMetrics struct {
-	refreshes   *prometheus.CounterVec
+	refreshes *prometheus.CounterVec
+	// refreshed caches refreshes' two series, resolved on first use (so
+	// neither is exported before it happens): rotated, replayed.
+	refreshed   [2]atomic.Pointer[prometheus.Counter]
 	reuse       prometheus.Counter
 	revocations *prometheus.CounterVec
 	denied      *prometheus.CounterVec
@@ -70,11 +74,17 @@ func NewDomainMetrics(reg prometheus.Registerer) *DomainMetrics {
 
 // Refreshed implements tokens.Observer.
 func (m *DomainMetrics) Refreshed(replay bool) {
-	outcome := "rotated"
+	i, outcome := 0, "rotated"
 	if replay {
-		outcome = "replayed"
+		i, outcome = 1, "replayed"
 	}
-	m.refreshes.WithLabelValues(outcome).Inc()
+	c := m.refreshed[i].Load()
+	if c == nil {
+		series := m.refreshes.WithLabelValues(outcome)
+		c = &series
+		m.refreshed[i].Store(c)
+	}
+	(*c).Inc()
 }
 
 // ReuseDetected implements tokens.Observer.

@@ -94,16 +94,30 @@ func RouteTable() []Route {
 // known path with another method a JSON 405 with Allow.
 func (s *server) routes() http.Handler {
 	r := mux.NewRouter()
+	exact := map[methodPath]http.Handler{}
 	for _, rt := range s.table() {
 		methods := []string{rt.Method}
 		if rt.Method == http.MethodGet {
 			methods = append(methods, http.MethodHead)
 		}
 		path, h := rt.Path, rt.h
-		r.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		handler := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			setRoute(req, path)
 			h(w, req)
-		})).Methods(methods...)
+		})
+		route := r.Handle(path, handler).Methods(methods...)
+		if strings.ContainsAny(path, "{}") {
+			continue
+		}
+		for _, m := range methods {
+			// Dispatched without the router only where the router itself
+			// picks this route (no earlier route takes the same request).
+			probe, _ := http.NewRequest(m, path, nil)
+			var match mux.RouteMatch
+			if r.Match(probe, &match) && match.Route == route {
+				exact[methodPath{m, path}] = handler
+			}
+		}
 	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, req, s.log, &httpError{status: http.StatusNotFound, code: codeNotFound, msg: "no such endpoint"})
@@ -114,7 +128,28 @@ func (s *server) routes() http.Handler {
 		writeError(w, req, s.log, &httpError{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed,
 			msg: "method " + req.Method + " is not allowed here; allowed: " + allow})
 	})
-	return r
+	return exactRoutes{exact: exact, router: r}
+}
+
+type methodPath struct{ method, path string }
+
+// exactRoutes serves a request whose method and path are exactly those of
+// a route without path variables straight from a map, and every other
+// request through the router. The router would pick the same route (routes
+// checks that), but matches each route's regular expressions in turn and
+// copies the request twice to record the route and its (no) variables,
+// which no handler of such a route reads.
+type exactRoutes struct {
+	exact  map[methodPath]http.Handler
+	router *mux.Router
+}
+
+func (e exactRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := e.exact[methodPath{r.Method, r.URL.Path}]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	e.router.ServeHTTP(w, r)
 }
 
 // allowedMethods lists the methods r serves at req's path.
