@@ -42,7 +42,7 @@ func (x *sessionScan) finish() {
 	if x.rotatedAt != nil {
 		x.s.Chain.RotatedAt = *x.rotatedAt
 	}
-	x.s.Chain.Generation = uint64(x.gen)
+	x.s.Chain.Generation = uint64(x.gen) // #nosec G115 -- the column is ≥ 0 (it starts at 0 and only grows)
 }
 
 // sqlCreateSession is a login in one statement: FOR SHARE on the user row
@@ -230,7 +230,7 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	}
 	sess.ID, sess.LastUsedAt = r.SessionID, now
 	sess.LastIP, sess.LastUserAgent = r.Client.IP, r.Client.UserAgent
-	sess.Chain.Generation, sess.Chain.VerifierHash, sess.Chain.RotatedAt = uint64(gen), r.SuccessorHash, now
+	sess.Chain.Generation, sess.Chain.VerifierHash, sess.Chain.RotatedAt = uint64(gen), r.SuccessorHash, now // #nosec G115 -- the column is ≥ 0
 	st.User.ID = sess.UserID
 	st.User.Roles = tokens.NonNil(st.User.Roles)
 	return st, true, nil
@@ -353,8 +353,10 @@ func (s *Store) Refresh(ctx context.Context, ref tokens.TokenRef, decide func(to
 		if err != nil {
 			return nil, err
 		}
-		b.Queue(sqlRotate, st.Session.ID, int64(st.Session.Chain.Generation), c.ActiveExpiresAt, c.PrevSelector, c.RotatedAt,
-			int64(c.Generation), c.VerifierHash, out.Client.IP, out.Client.UserAgent, string(evJSON)).QueryRow(func(row pgx.Row) error {
+		// Generations come from the bigint column (≥ 0) plus one: they fit.
+		oldGen, newGen := int64(st.Session.Chain.Generation), int64(c.Generation) // #nosec G115 -- see above
+		b.Queue(sqlRotate, st.Session.ID, oldGen, c.ActiveExpiresAt, c.PrevSelector, c.RotatedAt,
+			newGen, c.VerifierHash, out.Client.IP, out.Client.UserAgent, string(evJSON)).QueryRow(func(row pgx.Row) error {
 			var count int
 			if err := row.Scan(&count); err != nil {
 				return err

@@ -220,6 +220,12 @@ func (f *Fixture) IsActive(rt string) bool {
 	return p.Generation == s.Chain.Generation && Codec(f.T).Matches(p, s.Chain.VerifierHash)
 }
 
+// countIsGeneration reports whether a session born under v2 has had as
+// many rotations as its generation says.
+func countIsGeneration(s tokens.Session) bool {
+	return s.RefreshCount >= 0 && uint64(s.RefreshCount) == s.Chain.Generation // #nosec G115 -- checked ≥ 0
+}
+
 // Generation is a refresh token's generation.
 func Generation(t testing.TB, rt string) uint64 { return Parse(t, rt).Generation }
 
