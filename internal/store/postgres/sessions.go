@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/rotorauth/rotor/internal/tokens"
 )
@@ -218,7 +219,9 @@ func (s *Store) RotateActive(ctx context.Context, r tokens.ActiveRotation) (_ to
 	var st tokens.RefreshState
 	sess := &st.Session
 	var gen int64
-	err = conn.QueryRow(ctx, sqlRotateActive, r.SessionID, int64(r.Generation), now, now.Add(r.RefreshTTL),
+	// pgtype.UUID encodes in binary directly (uuid.UUID goes through
+	// driver.Valuer and a text round trip).
+	err = conn.QueryRow(ctx, sqlRotateActive, pgUUID(r.SessionID), int64(r.Generation), now, now.Add(r.RefreshTTL),
 		r.VerifierHash, r.SuccessorHash, r.ClientID, r.Client.IP, r.Client.UserAgent, r.EveryRefresh,
 		tokens.EventRefresh, tokens.EventSessionMoved, r.IssuedAt, r.DefaultClientID).Scan(&sess.UserID, &sess.CreatedAt, &sess.ExpiresAt,
 		&sess.Chain.ActiveExpiresAt, &gen, &sess.RefreshCount, &st.User.Email, &st.User.Roles, &st.User.CreatedAt)
@@ -315,7 +318,7 @@ func (s *Store) Refresh(ctx context.Context, ref tokens.TokenRef, decide func(to
 		})
 		st.Legacy.Selector = ref.LegacySelector
 	} else {
-		b.Queue(sqlRefreshState, ref.SessionID).QueryRow(func(row pgx.Row) error {
+		b.Queue(sqlRefreshState, pgUUID(ref.SessionID)).QueryRow(func(row pgx.Row) error {
 			return row.Scan(append(sc.dest(), &st.User.Email, &st.User.Roles, &st.User.Disabled, &st.User.CreatedAt)...)
 		})
 	}
@@ -534,6 +537,9 @@ func (s *Store) ActiveSessions(ctx context.Context, userID uuid.UUID, now time.T
 	}
 	return out, wrap(rows.Err())
 }
+
+// pgUUID is id as pgx encodes it without reflection.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 // nullIfEmpty stores "" as NULL (the default client's sessions).
 func nullIfEmpty(s string) *string {
