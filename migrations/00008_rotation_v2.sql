@@ -39,10 +39,10 @@ ALTER TABLE sessions
 ALTER TABLE sessions SET (fillfactor = 70);
 -- v2 sessions have no refresh_tokens rows: they cannot go back and are
 -- deleted (their users sign in again). Their access tokens are denylisted
--- first, for a day (longer than any ACCESS_TOKEN_TTL in use), so that none
--- outlives its session.
+-- first, until the session's end (no access token outlives it) plus a
+-- minute, so that none outlives its session.
 INSERT INTO revocations (kind, subject, until, created_at)
-SELECT 'session', id, now() + interval '1 day', now() FROM sessions
+SELECT 'session', id, expires_at + interval '1 minute', now() FROM sessions
 WHERE active_selector IS NULL AND revoked_at IS NULL AND expires_at > now()
 ON CONFLICT (kind, subject) DO NOTHING;
 DELETE FROM sessions WHERE active_selector IS NULL;

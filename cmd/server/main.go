@@ -238,12 +238,23 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 // ran at its 4 MiB minimum target, about once every 120 refreshes, and took
 // some 20 µs of CPU per refresh (mark, assists, sweep); at 400 it runs a
 // fifth as often for about 8 µs, for a heap target of five times the live
-// heap (tens of MiB at most: argon2id's hashing slots hold more).
+// heap. Under a login flood the live heap is larger (each argon2id hash
+// holds 19 MiB, two per CPU at once), and five times that could pass a
+// container's memory limit; so with this default the server also sets a
+// soft memory limit (defaultMemoryLimit) unless GOMEMLIMIT is set: near it
+// the collector runs as often as it must, whatever GOGC says.
 const defaultGCPercent = 400
 
+// defaultMemoryLimit is the soft memory limit that goes with
+// defaultGCPercent.
+const defaultMemoryLimit = 512 << 20
+
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	if _, set := os.LookupEnv("GOGC"); !set {
+	if getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
+		if getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(defaultMemoryLimit)
+		}
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {

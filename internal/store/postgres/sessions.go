@@ -62,8 +62,9 @@ const sqlCreateSession = `
 		FOR SHARE /* user lock */
 	), s AS (
 		INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip,
-		                      active_expires_at, client_id, rotated_at, generation, verifier_hash)
-		SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $11, $3, 0, $8 FROM u
+		                      active_expires_at, client_id, rotated_at, generation, verifier_hash,
+		                      last_ip, last_user_agent)
+		SELECT $1, u.id, $3, $3, $4, $5, $6, $7, $11, $3, 0, $8, $6, $5 FROM u
 		RETURNING id
 	), a AS (
 		INSERT INTO audit_events (at, kind, user_id, session_id, ip)
