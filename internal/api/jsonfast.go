@@ -1,8 +1,9 @@
 package api
 
 import (
-	"encoding/json"
 	"strconv"
+
+	"github.com/rotorauth/rotor/internal/tokens"
 )
 
 // The hot path of POST /refresh (and /token) reads a flat JSON object of
@@ -168,26 +169,5 @@ func (r tokenResponse) appendJSON(b []byte) []byte {
 	return append(b, "}\n"...)
 }
 
-// appendJSONString appends s as encoding/json encodes a string. Printable
-// ASCII other than '"', '\\' and the HTML-escaped '<', '>' and '&' is
-// written as it is; any other string is left to encoding/json itself.
-// (internal/tokens has the same function for access-token claims.)
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !plainJSON[s[i]] {
-			q, _ := json.Marshal(s) // a string never fails
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// plainJSON holds the bytes appendJSONString writes as they are.
-var plainJSON = func() (t [256]bool) {
-	for c := 0x20; c < 0x7f; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
+// appendJSONString is tokens.AppendJSONString: one copy of the escaping.
+func appendJSONString(b []byte, s string) []byte { return tokens.AppendJSONString(b, s) }

@@ -248,10 +248,14 @@ func (c accessClaimsJSON) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// appendJSONString appends s as encoding/json encodes a string. Printable
+// appendJSONString is AppendJSONString.
+func appendJSONString(b []byte, s string) []byte { return AppendJSONString(b, s) }
+
+// AppendJSONString appends s as encoding/json encodes a string. Printable
 // ASCII other than '"', '\\' and the HTML-escaped '<', '>' and '&' is
-// written as it is; any other string is left to encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
+// written as it is; any other string is left to encoding/json itself. (The
+// API's token response uses it too.)
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if !plainJSON[s[i]] {
 			q, _ := json.Marshal(s) // a string never fails
