@@ -262,7 +262,7 @@ for ff in $FILLFACTORS; do
 			((i < 50)) || { log "the snapshot holder did not start"; exit 1; }
 		fi
 		pgbench -n -M prepared -c "$clients" -j "$THREADS" -T "$DURATION" -P 10 -D picks="$picks" \
-			-f "$WORK/rotate.sql" -d "$DB" >"$WORK/pgbench.out" 2>"$WORK/pgbench.err" &
+			-f "$WORK/rotate.sql" "$DB" >"$WORK/pgbench.out" 2>"$WORK/pgbench.err" &
 		BENCH_PID=$!
 		wait "$BENCH_PID" || { cat "$WORK/pgbench.out" "$WORK/pgbench.err" >&2; BENCH_PID=; exit 1; }
 		BENCH_PID=
